@@ -1,0 +1,232 @@
+"""``zoo``: run one stage of the pipeline at a time (the same commands ``dvc repro`` runs).
+
+Start-up stays light: this module imports only the standard library and Typer; torch,
+Lightning and MLflow are imported inside the commands that need them, so ``zoo --help`` and
+shell completion are fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+
+app = typer.Typer(
+    name="zoo",
+    help="Train, evaluate and compare recurrent networks and GANs. Run from the project folder.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"verbose": False, "params": None}
+
+
+def _raw_names(section: str) -> list[str]:
+    """Names in a params.yaml section, for shell completion (no validation, no heavy imports)."""
+    try:
+        import yaml
+
+        from pipeline.paths import find_root
+
+        raw = yaml.safe_load((find_root() / "params.yaml").read_text())
+        return list((raw or {}).get(section) or {})
+    except Exception:
+        return []
+
+
+def _complete(section: str) -> Callable[[str], list[str]]:
+    return lambda incomplete: [n for n in _raw_names(section) if n.startswith(incomplete)]
+
+
+def _context():
+    from pipeline import config as config_mod
+    from pipeline.paths import Layout
+
+    layout = Layout.here()
+    params = Path(_state["params"]) if _state["params"] else layout.params
+    return layout, params, config_mod
+
+
+def _run(action: Callable, overrides: Optional[List[str]] = None) -> None:
+    """Run a command; a user's error ends in one line and its exit code (README: exit codes)."""
+    from pipeline.errors import EXIT_INTERRUPTED, ZooError
+
+    layout = None
+    try:
+        layout, params, config_mod = _context()
+        config = config_mod.load(params, overrides)
+        action(config, layout)
+    except ZooError as exc:
+        _log_traceback(layout)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # an unexpected failure: still one line, traceback in the log
+        where = _log_traceback(layout)
+        typer.echo(f"error: {type(exc).__name__}: {exc} (traceback in {where}; --verbose shows it)", err=True)
+        raise typer.Exit(1)
+
+
+def _log_traceback(layout) -> str:
+    import traceback
+
+    text = traceback.format_exc()
+    if _state["verbose"]:
+        sys.stderr.write(text)
+    try:
+        from pipeline.paths import Layout
+
+        path = (layout or Layout.here()).log_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as fh:
+            import datetime
+
+            fh.write(f"--- {datetime.datetime.now().isoformat()} zoo {' '.join(sys.argv[1:])}\n{text}\n")
+        return str(path)
+    except OSError:
+        return "stderr"
+
+
+SetOption = typer.Option(None, "--set", help="Override a setting for this run, e.g. --set trainer.max_epochs=2 (validated like params.yaml).")
+
+
+@app.callback()
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks."),
+    params: Optional[Path] = typer.Option(None, "--params", help="Settings file (default: params.yaml of the project)."),
+) -> None:
+    _state["verbose"] = verbose
+    _state["params"] = params
+
+
+@app.command("list")
+def list_experiments(
+    format: str = typer.Option("table", "--format", "-f", help="table or json"),
+) -> None:
+    """List the experiments: name, family, task, model, dataset, trained, evaluated."""
+    if format not in ("table", "json"):
+        typer.echo("error: --format must be table or json", err=True)
+        raise typer.Exit(2)
+
+    def action(config, layout):
+        from lightning_modules import MODELS
+
+        rows = [
+            {
+                "name": name,
+                "family": MODELS[e.model].family,
+                "task": e.task,
+                "model": e.model,
+                "dataset": e.dataset,
+                "trained": layout.checkpoint(name).is_file(),
+                "evaluated": layout.metrics(name).is_file(),
+            }
+            for name, e in config.experiments.items()
+        ]
+        if format == "json":
+            import json
+
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        headers = list(rows[0]) if rows else ["name"]
+        table = [[str(r[h]) if not isinstance(r[h], bool) else ("yes" if r[h] else "no") for h in headers] for r in rows]
+        widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(headers)]
+        typer.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+        typer.echo("  ".join("-" * w for w in widths))
+        for row in table:
+            typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+
+    _run(action)
+
+
+@app.command()
+def fetch(dataset: str = typer.Argument(..., help="A dataset of params.yaml.", autocompletion=_complete("datasets"))) -> None:
+    """Generate or download a dataset into data/raw/DATASET (atomic, with a manifest)."""
+
+    def action(config, layout):
+        from pipeline.stages.fetch import fetch as run
+
+        path = run(config, layout, dataset)
+        typer.echo(f"fetched {dataset} -> {path.relative_to(layout.root)}/")
+
+    _run(action)
+
+
+@app.command()
+def train(
+    experiment: str = typer.Argument(..., help="An experiment of params.yaml.", autocompletion=_complete("experiments")),
+    overrides: Optional[List[str]] = SetOption,
+) -> None:
+    """Train an experiment's model; track it in MLflow; write models/EXPERIMENT/."""
+
+    def action(config, layout):
+        from pipeline.stages.train import train as run
+
+        run(config, layout, experiment)
+
+    _run(action, overrides)
+
+
+@app.command()
+def evaluate(
+    experiment: str = typer.Argument(..., help="An experiment of params.yaml.", autocompletion=_complete("experiments")),
+    overrides: Optional[List[str]] = SetOption,
+) -> None:
+    """Evaluate a trained experiment; write metrics/EXPERIMENT.json and plots/EXPERIMENT/."""
+
+    def action(config, layout):
+        from pipeline.stages.evaluate import evaluate as run
+
+        run(config, layout, experiment)
+
+    _run(action, overrides)
+
+
+@app.command()
+def compare() -> None:
+    """Write reports/leaderboard.md (one table per task, best first) and log it to MLflow."""
+
+    def action(config, layout):
+        from pipeline.stages.compare import compare as run
+
+        run(config, layout)
+
+    _run(action)
+
+
+@app.command()
+def ui(
+    port: int = typer.Option(5000, help="Port of the dashboard."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+) -> None:
+    """Open the MLflow dashboard on this project's tracking store."""
+
+    def action(config, layout):
+        import os
+
+        from pipeline import tracking
+
+        uri = tracking.resolve_uri(config, layout)
+        if uri.startswith(("http://", "https://")):
+            typer.echo(f"runs are tracked on the server {uri}: open it in a browser")
+            return
+        typer.echo(f"MLflow dashboard on http://{host}:{port} (store {uri}); Ctrl-C stops it")
+        mlflow = Path(sys.executable).with_name("mlflow")
+        cmd = [str(mlflow) if mlflow.exists() else "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+        os.execvp(cmd[0], cmd)
+
+    _run(action)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

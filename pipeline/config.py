@@ -1,0 +1,275 @@
+"""``params.yaml``: its schema, and validation before anything runs or is written.
+
+Every error names the key path that is wrong (``experiments.parity-lstm.hiden_size: unknown
+key``) and, for an unknown name, the valid choices. The shared sections are pydantic models;
+a dataset's settings come from its source (``pipeline.datasets``), an experiment's model
+settings from its model (``lightning_modules``), so adding either needs no change here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrackingSettings(Strict):
+    uri: Optional[str] = Field(None, description="MLflow tracking URI; default sqlite:///<project>/mlflow.db")
+    experiment: str = Field("rnngan-zoo", min_length=1)
+
+
+class TrainerSettings(Strict):
+    """Handed to ``pytorch_lightning.Trainer`` as they are."""
+
+    accelerator: str = "auto"
+    devices: Union[int, str, list[int]] = "auto"
+    num_nodes: int = Field(1, ge=1)
+    strategy: str = "auto"
+    precision: Union[int, str] = "32-true"
+    max_epochs: int = Field(10, ge=1)
+    gradient_clip_val: Optional[float] = Field(None, ge=0)
+    gradient_clip_algorithm: Literal["norm", "value"] = "norm"
+    log_every_n_steps: int = Field(50, ge=1)
+    enable_progress_bar: bool = True
+    deterministic: Union[bool, Literal["warn"]] = False
+    limit_train_batches: Optional[Union[int, float]] = Field(None, gt=0)
+    limit_val_batches: Optional[Union[int, float]] = Field(None, ge=0)
+    check_val_every_n_epoch: int = Field(1, ge=1)
+
+
+class ExperimentCommon(Strict):
+    """Keys every experiment has; all other keys are the model's own settings."""
+
+    dataset: str
+    task: str
+    model: str
+    seed: Optional[int] = Field(None, description="overrides the top-level seed")
+    batch_size: int = Field(64, ge=1)
+    trainer: dict[str, Any] = Field(default_factory=dict, description="overrides of the trainer section")
+
+
+COMMON_KEYS = set(ExperimentCommon.model_fields)
+
+
+class Experiment(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    common: ExperimentCommon
+    settings: BaseModel  # the model's own Settings
+    trainer: TrainerSettings  # the top-level trainer section with this experiment's overrides
+
+    @property
+    def dataset(self) -> str:
+        return self.common.dataset
+
+    @property
+    def task(self) -> str:
+        return self.common.task
+
+    @property
+    def model(self) -> str:
+        return self.common.model
+
+    def flat_params(self) -> dict[str, Any]:
+        """The experiment's settings and the trainer's, flattened (for MLflow)."""
+        out: dict[str, Any] = {}
+        for key, value in self.common.model_dump(exclude={"trainer"}).items():
+            out[key] = value
+        for key, value in self.settings.model_dump().items():
+            out[f"model.{key}"] = value
+        for key, value in self.trainer.model_dump().items():
+            out[f"trainer.{key}"] = value
+        return out
+
+
+class Dataset(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    source: str
+    settings: BaseModel
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    seed: int
+    tracking: TrackingSettings
+    trainer: TrainerSettings
+    datasets: dict[str, Dataset]
+    experiments: dict[str, Experiment]
+    source: Optional[Path] = None
+
+    def experiment(self, name: str) -> Experiment:
+        if name not in self.experiments:
+            raise ConfigError("", f"unknown experiment '{name}'; choose from: {', '.join(self.experiments) or '(none)'}")
+        return self.experiments[name]
+
+    def dataset(self, name: str) -> Dataset:
+        if name not in self.datasets:
+            raise ConfigError("", f"unknown dataset '{name}'; choose from: {', '.join(self.datasets) or '(none)'}")
+        return self.datasets[name]
+
+    def experiment_seed(self, name: str) -> int:
+        own = self.experiments[name].common.seed
+        return self.seed if own is None else own
+
+
+# ---------------------------------------------------------------------------------------
+# Validation
+
+
+def _first_error(exc: ValidationError, prefix: str) -> ConfigError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    path = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        message = "unknown key"
+    elif kind == "missing":
+        message = "missing required key"
+    else:
+        message = f"{err['msg']} (got {err.get('input')!r})"
+    return ConfigError(path, message)
+
+
+def _validate(model: type[BaseModel], data: Any, prefix: str) -> BaseModel:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(prefix, f"expected a mapping, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc, prefix) from None
+
+
+def _choice(value: Any, choices: Any, path: str, what: str) -> str:
+    names = sorted(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(path, f"unknown {what} {value!r}; choose from: {', '.join(names)}")
+    return value
+
+
+TOP_LEVEL = {"seed", "tracking", "trainer", "datasets", "experiments"}
+
+
+def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
+    """Validate a parsed ``params.yaml`` (a dict), after applying ``key.path=value`` overrides."""
+    from lightning_modules import MODELS
+    from pipeline.datasets import SOURCES
+    from pipeline.tasks import TASKS
+
+    if not isinstance(raw, dict):
+        raise ConfigError("", "params.yaml must be a mapping with the sections: " + ", ".join(sorted(TOP_LEVEL)))
+    raw = apply_overrides(raw, overrides or [])
+    for key in raw:
+        if key not in TOP_LEVEL:
+            raise ConfigError(str(key), "unknown key")
+    for key in TOP_LEVEL:
+        if key not in raw:
+            raise ConfigError(key, "missing required key")
+
+    seed = raw["seed"]
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError("seed", f"expected a non-negative integer (got {seed!r})")
+    tracking = _validate(TrackingSettings, raw["tracking"], "tracking")
+    trainer = _validate(TrainerSettings, raw["trainer"], "trainer")
+
+    datasets: dict[str, Dataset] = {}
+    if not isinstance(raw["datasets"], dict):
+        raise ConfigError("datasets", "expected a mapping of dataset name to settings")
+    for name, body in raw["datasets"].items():
+        path = f"datasets.{name}"
+        if not isinstance(body, dict):
+            raise ConfigError(path, "expected a mapping")
+        source = _choice(body.get("source"), SOURCES, f"{path}.source", "source")
+        rest = {k: v for k, v in body.items() if k != "source"}
+        settings = _validate(SOURCES[source].Settings, rest, path)
+        datasets[name] = Dataset(name=name, source=source, settings=settings)
+
+    experiments: dict[str, Experiment] = {}
+    if not isinstance(raw["experiments"], dict):
+        raise ConfigError("experiments", "expected a mapping of experiment name to settings")
+    for name, body in raw["experiments"].items():
+        path = f"experiments.{name}"
+        if not isinstance(body, dict):
+            raise ConfigError(path, "expected a mapping")
+        for key in ("dataset", "task", "model"):
+            if key not in body:
+                raise ConfigError(f"{path}.{key}", "missing required key")
+        _choice(body["dataset"], datasets, f"{path}.dataset", "dataset")
+        task = TASKS[_choice(body["task"], TASKS, f"{path}.task", "task")]
+        model = MODELS[_choice(body["model"], MODELS, f"{path}.model", "model")]
+        source = datasets[body["dataset"]].source
+        if source not in task.sources:
+            raise ConfigError(f"{path}.dataset", f"task '{task.name}' needs a dataset of source {', '.join(sorted(task.sources))} (got '{source}')")
+        if model.family not in task.families:
+            raise ConfigError(f"{path}.model", f"model '{model.name}' ({model.family}) does not fit task '{task.name}'; choose a model of family {', '.join(sorted(task.families))}")
+        common = _validate(ExperimentCommon, {k: v for k, v in body.items() if k in COMMON_KEYS}, path)
+        settings = _validate(model.Settings, {k: v for k, v in body.items() if k not in COMMON_KEYS}, path)
+        merged = {**trainer.model_dump(), **common.trainer}
+        unknown = set(common.trainer) - set(TrainerSettings.model_fields)
+        if unknown:
+            raise ConfigError(f"{path}.trainer.{sorted(unknown)[0]}", "unknown key")
+        experiment_trainer = _validate(TrainerSettings, merged, f"{path}.trainer")
+        experiments[name] = Experiment(name=name, common=common, settings=settings, trainer=experiment_trainer)
+
+    return Config(seed=seed, tracking=tracking, trainer=trainer, datasets=datasets, experiments=experiments)
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """``--set a.b.c=value``: the value is parsed as YAML (``3``, ``0.1``, ``true``, ``[0, 1]``)."""
+    import copy
+
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(item, "an override must look like key.path=value")
+        path, _, text = item.partition("=")
+        keys = path.strip().split(".")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        node = raw
+        for i, key in enumerate(keys[:-1]):
+            nxt = node.get(key) if isinstance(node, dict) else None
+            if nxt is None:
+                nxt = node[key] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(".".join(keys[: i + 1]), "is not a section, cannot set a key inside it")
+            node = nxt
+        node[keys[-1]] = value
+    return raw
+
+
+def read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError("", f"{path} not found: run zoo from the project folder (the one with params.yaml)")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError("", f"{where}malformed YAML: {problem}", source=str(path)) from None
+
+
+def load(path: Path, overrides: Optional[list[str]] = None) -> Config:
+    try:
+        config = validate(read_yaml(path), overrides)
+    except ConfigError as exc:
+        if exc.source is None:
+            raise ConfigError(exc.path, exc.message, source=path.name) from None
+        raise
+    return config.model_copy(update={"source": path})

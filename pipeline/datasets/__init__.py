@@ -1,0 +1,16 @@
+"""Data sources: each turns its settings into files under ``data/raw/<dataset>/``.
+
+A source is a module-level object with a pydantic ``Settings`` class and a
+``generate(settings, seed) -> {split: {array name: np.ndarray}}`` function. Registering one is
+a line in ``SOURCES``. ``pipeline.stages.fetch`` writes the splits as ``<split>.npz`` plus a
+``manifest.json`` with the settings, counts and SHA-256 of every file.
+"""
+
+from __future__ import annotations
+
+from pipeline.datasets import mixture, parity
+
+SOURCES = {
+    "parity": parity,
+    "ring": mixture.ring,
+}

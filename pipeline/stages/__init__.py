@@ -1,0 +1,1 @@
+"""One module per stage; each is what ``zoo <stage>`` and its ``dvc.yaml`` stage run."""

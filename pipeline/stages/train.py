@@ -1,0 +1,100 @@
+"""``zoo train EXPERIMENT``: fit the experiment's model on its dataset with Lightning and
+track it in MLflow.
+
+Writes ``models/<experiment>/model.ckpt`` and ``run.json`` (the MLflow run id, which the
+evaluate stage logs into). The folder is built under a temporary name and renamed into
+place only when training succeeded.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+from pipeline import tracking
+from pipeline.atomic import atomic_dir, write_json
+from pipeline.errors import ConfigError
+
+
+def quiet_lightning() -> None:
+    """Silence advice that does not apply here (in-memory batches need no worker processes)."""
+    import logging
+
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*number of training batches.*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    logging.getLogger("pytorch_lightning.accelerators.cuda").setLevel(logging.WARNING)
+
+
+def train(config, layout, name: str) -> Path:
+    from lightning_modules import MODELS
+    from pipeline.stages.fetch import verify
+    from pipeline.tasks import TASKS
+
+    started = time.perf_counter()
+    exp = config.experiment(name)
+    task, entry = TASKS[exp.task], MODELS[exp.model]
+    manifest = verify(config, layout, exp.dataset)
+    uri = tracking.resolve_uri(config, layout)
+    tracking.check_reachable(uri)
+
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    quiet_lightning()
+    seed = config.experiment_seed(name)
+    pl.seed_everything(seed, workers=True, verbose=False)
+    prepared = task.prepare(layout.dataset(exp.dataset), manifest, exp.common.batch_size, seed)
+    model = entry.build(exp.settings, **prepared.model_args)
+    trainer_args = exp.trainer.model_dump(exclude_none=True)
+    if not model.automatic_optimization and "gradient_clip_val" in trainer_args:
+        raise ConfigError(
+            f"experiments.{name}.trainer.gradient_clip_val",
+            f"model '{exp.model}' optimises manually (a GAN); Lightning cannot clip its gradients",
+        )
+
+    rank_zero = tracking.is_rank_zero()
+    run_id = experiment_id = None
+    logger = False
+    if rank_zero:
+        mlflow = tracking.client(uri)
+        experiment_id = tracking.experiment_id(mlflow, uri, config.tracking.experiment, layout)
+        run = mlflow.create_run(experiment_id, run_name=name, tags=tracking.experiment_tags(config, layout, name, entry.family))
+        run_id = run.info.run_id
+        tracking.log_params(mlflow, run_id, {**exp.flat_params(), **prepared.model_args, "family": entry.family})
+        logger = MLFlowLogger(experiment_name=config.tracking.experiment, tracking_uri=uri, run_id=run_id)
+    setup_seconds = time.perf_counter() - started
+
+    with atomic_dir(layout.model_dir(name)) as tmp:
+        trainer = pl.Trainer(
+            **trainer_args,
+            logger=logger,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            default_root_dir=tmp,
+        )
+        fit_started = time.perf_counter()
+        trainer.fit(model, prepared.train, prepared.val)
+        fit_seconds = time.perf_counter() - fit_started
+        checkpoint = tmp / "model.ckpt"
+        trainer.save_checkpoint(checkpoint)
+        if rank_zero:
+            tracking.log_metrics(mlflow, run_id, {"time_setup_s": setup_seconds, "time_fit_s": fit_seconds})
+            mlflow.log_artifact(run_id, str(checkpoint), "model")
+            write_json(
+                tmp / "run.json",
+                {
+                    "experiment": name,
+                    "run_id": run_id,
+                    "experiment_id": experiment_id,
+                    "tracking_uri": uri,
+                    "model": exp.model,
+                    "task": exp.task,
+                    "family": entry.family,
+                    "parameters": sum(p.numel() for p in model.parameters()),
+                },
+            )
+    print(f"trained {name} in {fit_seconds:.1f} s (set-up {setup_seconds:.1f} s): {layout.checkpoint(name).relative_to(layout.root)}, MLflow run {run_id}")
+    return layout.checkpoint(name)

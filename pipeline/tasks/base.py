@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    fmt: str = "{:.3f}"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    train: Any
+    val: Any
+    model_args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict[str, float]  # flat, for metrics/<experiment>.json and MLflow
+    series: dict[str, dict[int, float]] = field(default_factory=dict)  # logged to MLflow with step = key
+
+
+class Task:
+    name: str
+    description: str
+    sources: frozenset[str]
+    families: frozenset[str]
+    primary: str  # metric that ranks the leaderboard
+    higher_is_better: bool = True
+    columns: tuple[Column, ...] = ()
+
+    def compare_plots(self, experiments: dict[str, str], layout, out_dir: Path) -> list[Path]:
+        """Plots that put this task's experiments (name -> dataset) side by side."""
+        return []
+
+    def prepare(self, data_dir: Path, manifest: dict, batch_size: int, seed: int) -> Prepared:
+        raise NotImplementedError
+
+    def evaluate(self, model, data_dir: Path, manifest: dict, plots_dir: Path, seed: int, title: str) -> Evaluation:
+        raise NotImplementedError
+
+
+def load_split(data_dir: Path, split: str) -> dict[str, np.ndarray]:
+    with np.load(data_dir / f"{split}.npz") as npz:
+        return {k: npz[k] for k in npz.files}

@@ -1,0 +1,122 @@
+"""MLflow: one run per experiment, found again through ``models/<experiment>/run.json``.
+
+Only the process of global rank zero writes tracking data (``is_rank_zero``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pipeline.errors import TrackingError
+
+KIND_EXPERIMENT = "experiment"
+KIND_REPORT = "report"
+
+
+def is_rank_zero() -> bool:
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
+
+
+def resolve_uri(config, layout) -> str:
+    return config.tracking.uri or layout.default_tracking_uri
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming the URI, when a tracking server does not answer."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            with socket.create_connection((parsed.hostname, port), timeout=timeout):
+                pass
+        except OSError as exc:
+            raise TrackingError(f"MLflow tracking server {uri} is unreachable ({exc.strerror or exc}); start it or set tracking.uri") from None
+    elif parsed.scheme == "sqlite":
+        folder = Path(parsed.path).parent
+        if not folder.is_dir():
+            raise TrackingError(f"MLflow store {uri}: folder {folder} does not exist")
+
+
+def client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(mlflow_client, uri: str, name: str, layout) -> str:
+    found = mlflow_client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    # A local store keeps artifacts beside the project, wherever the command runs from.
+    location = None if str(uri).startswith(("http://", "https://")) else layout.artifact_root.as_uri()
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=location)
+    except Exception:  # created meanwhile by a parallel stage
+        found = mlflow_client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def experiment_tags(config, layout, name: str, family: str) -> dict[str, str]:
+    exp = config.experiments[name]
+    tags = {
+        "zoo.kind": KIND_EXPERIMENT,
+        "zoo.experiment": name,
+        "zoo.family": family,
+        "zoo.task": exp.task,
+        "zoo.model": exp.model,
+        "zoo.dataset": exp.dataset,
+        "mlflow.runName": name,
+    }
+    commit = git_commit(layout.root)
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def log_params(mlflow_client, run_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, str(v)) for k, v in sorted(params.items())]
+    for i in range(0, len(items), 100):
+        mlflow_client.log_batch(run_id, params=items[i : i + 100])
+
+
+def log_metrics(mlflow_client, run_id: str, metrics: dict[str, float], series: dict[str, dict[int, float]] | None = None) -> None:
+    import math
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, 0) for k, v in sorted(metrics.items()) if v is not None and math.isfinite(v)]
+    for key, curve in (series or {}).items():
+        items += [Metric(key, float(v), now, int(step)) for step, v in curve.items()]
+    for i in range(0, len(items), 500):
+        mlflow_client.log_batch(run_id, metrics=items[i : i + 500])
+
+
+def run_exists(mlflow_client, run_id: str) -> bool:
+    try:
+        run = mlflow_client.get_run(run_id)
+    except Exception:
+        return False
+    return run.info.lifecycle_stage == "active"
+
+
+def ui_link(run_json: dict) -> str:
+    return f"http://127.0.0.1:5000/#/experiments/{run_json['experiment_id']}/runs/{run_json['run_id']}"
