@@ -53,7 +53,7 @@ def _context():
 
 def _run(action: Callable, overrides: Optional[List[str]] = None) -> None:
     """Run a command; a user's error ends in one line and its exit code (README: exit codes)."""
-    from pipeline.errors import EXIT_INTERRUPTED, ZooError
+    from pipeline.errors import EXIT_INTERRUPTED, ConfigError, ZooError
 
     layout = None
     try:
@@ -61,7 +61,12 @@ def _run(action: Callable, overrides: Optional[List[str]] = None) -> None:
         config = config_mod.load(params, overrides)
         action(config, layout)
     except ZooError as exc:
-        _log_traceback(layout)
+        if not isinstance(exc, ConfigError):  # a bad setting writes nothing, not even a log
+            _log_traceback(layout)
+        elif _state["verbose"]:
+            import traceback
+
+            traceback.print_exc()
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code)
     except KeyboardInterrupt:

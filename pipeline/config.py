@@ -253,6 +253,14 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+def _display(path: Path) -> str:
+    """The path as the user would type it: relative to the current folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError("", f"{path} not found: run zoo from the project folder (the one with params.yaml)")
@@ -262,7 +270,7 @@ def read_yaml(path: Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError("", f"{where}malformed YAML: {problem}", source=str(path)) from None
+        raise ConfigError("", f"{where}malformed YAML: {problem}", source=_display(path)) from None
 
 
 def load(path: Path, overrides: Optional[list[str]] = None) -> Config:
@@ -270,6 +278,6 @@ def load(path: Path, overrides: Optional[list[str]] = None) -> Config:
         config = validate(read_yaml(path), overrides)
     except ConfigError as exc:
         if exc.source is None:
-            raise ConfigError(exc.path, exc.message, source=path.name) from None
+            raise ConfigError(exc.path, exc.message, source=_display(path)) from None
         raise
     return config.model_copy(update={"source": path})

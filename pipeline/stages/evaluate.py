@@ -13,6 +13,7 @@ from pathlib import Path
 from pipeline import tracking
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.errors import ModelError
+from pipeline.stages.train import quiet_lightning
 
 
 def load_model(entry, checkpoint: Path):
@@ -35,6 +36,7 @@ def evaluate(config, layout, name: str) -> Path:
     manifest = verify(config, layout, exp.dataset)
     uri = tracking.resolve_uri(config, layout)
     tracking.check_reachable(uri)
+    quiet_lightning()
     model = load_model(entry, layout.checkpoint(name))
 
     import pytorch_lightning as pl

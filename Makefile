@@ -1,0 +1,47 @@
+# Set-up is part of every target: .venv is created and the project installed when missing
+# or when pyproject.toml changed.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTHON ?= python3
+# dvc runs each stage's `zoo ...` through the shell: put the project's tools first on PATH.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install repro test test-fast ui bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	set -o pipefail; $(BIN)/python -m pip install --quiet -e '.[test]' 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@touch $(STAMP)
+
+## The whole pipeline on the embedded default data (offline).
+repro: install
+	dvc repro
+	@echo
+	@echo "Results:"
+	@echo "  reports/leaderboard.md   the comparison, one table per task (and its plots)"
+	@echo "  metrics/*.json           per-experiment metrics (dvc metrics show)"
+	@echo "  plots/<experiment>/      per-experiment plots (dvc plots show)"
+	@echo "  make ui                  the MLflow dashboard: every run, its metrics and artifacts"
+
+## Unit tests, the CLI, and the real pipeline end to end on shrunken parameters.
+test: install
+	$(BIN)/python -m pytest
+
+## Everything but the slow end-to-end tests.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+## The MLflow dashboard on this project's store (http://127.0.0.1:5000).
+ui: install
+	zoo ui
+
+bench: install
+	$(BIN)/python benchmarks/cli_startup.py
+
+clean:
+	rm -rf models metrics plots reports mlflow.db mlartifacts logs data/raw

@@ -1,0 +1,118 @@
+"""params.yaml validation: every bad input ends with exit code 2, one line naming the key
+path, and nothing written."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import write_params
+from pipeline import config as config_mod
+from pipeline.cli import app
+from pipeline.errors import ConfigError
+
+runner = CliRunner()
+
+
+def error_of(params: dict, overrides=None) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        config_mod.validate(params, overrides)
+    return info.value
+
+
+def test_the_shipped_params_are_valid(small_params):
+    from conftest import repo_params
+
+    config = config_mod.validate(repo_params())
+    assert {"parity-rnn", "parity-lstm", "ring-gan"} <= set(config.experiments)
+    lstm = config.experiments["parity-lstm"]
+    assert lstm.settings.hidden_size == 64
+    assert lstm.trainer.max_epochs == repo_params()["experiments"]["parity-lstm"]["trainer"]["max_epochs"]
+    assert config_mod.validate(small_params).experiments["ring-gan"].trainer.max_epochs == 1
+
+
+@pytest.mark.parametrize(
+    "mutate, path, message",
+    [
+        (lambda p: p["experiments"]["parity-lstm"].update(hiden_size=64), "experiments.parity-lstm.hiden_size", "unknown key"),
+        (lambda p: p["experiments"]["parity-lstm"].update(hidden_size="big"), "experiments.parity-lstm.hidden_size", "integer"),
+        (lambda p: p["experiments"]["parity-lstm"].update(hidden_size=0), "experiments.parity-lstm.hidden_size", "greater than or equal to 1"),
+        (lambda p: p["experiments"]["parity-lstm"].update(dropout=1.5), "experiments.parity-lstm.dropout", "less than 1"),
+        (lambda p: p["experiments"]["ring-gan"].update(generator_loss="wasserstein"), "experiments.ring-gan.generator_loss", "non-saturating"),
+        (lambda p: p["experiments"]["parity-lstm"].update(model="lstmm"), "experiments.parity-lstm.model", "choose from: gan, lstm, rnn"),
+        (lambda p: p["experiments"]["parity-lstm"].update(task="parityy"), "experiments.parity-lstm.task", "choose from: mixture-2d, parity"),
+        (lambda p: p["experiments"]["parity-lstm"].update(dataset="nope"), "experiments.parity-lstm.dataset", "choose from: parity, ring"),
+        (lambda p: p["experiments"]["parity-lstm"].update(model="gan"), "experiments.parity-lstm.model", "does not fit task 'parity'"),
+        (lambda p: p["experiments"]["parity-lstm"].pop("task"), "experiments.parity-lstm.task", "missing required key"),
+        (lambda p: p["experiments"]["parity-lstm"]["trainer"].update(max_epoch=3), "experiments.parity-lstm.trainer.max_epoch", "unknown key"),
+        (lambda p: p["trainer"].update(max_epochs=-1), "trainer.max_epochs", "greater than or equal to 1"),
+        (lambda p: p["trainer"].update(colour="red"), "trainer.colour", "unknown key"),
+        (lambda p: p["tracking"].update(experiment=""), "tracking.experiment", "at least 1 character"),
+        (lambda p: p["datasets"]["parity"].update(source="parrity"), "datasets.parity.source", "choose from: parity, ring"),
+        (lambda p: p["datasets"]["parity"].update(n_train="many"), "datasets.parity.n_train", "integer"),
+        (lambda p: p["datasets"]["ring"].update(std=-0.1), "datasets.ring.std", "greater than 0"),
+        (lambda p: p["datasets"]["parity"].update(test_max_length=2), "datasets.parity", "test_max_length"),
+        (lambda p: p.update(seeds=3), "seeds", "unknown key"),
+        (lambda p: p.update(seed="x"), "seed", "non-negative integer"),
+        (lambda p: p.pop("experiments"), "experiments", "missing required key"),
+    ],
+)
+def test_bad_params_name_the_key(small_params, mutate, path, message):
+    params = copy.deepcopy(small_params)
+    mutate(params)
+    err = error_of(params)
+    assert err.path == path
+    assert message in err.message
+
+
+def test_override_is_validated_like_the_file(small_params):
+    config = config_mod.validate(small_params, ["experiments.parity-lstm.hidden_size=8", "trainer.max_epochs=3"])
+    assert config.experiments["parity-lstm"].settings.hidden_size == 8
+    assert config.trainer.max_epochs == 3
+    assert error_of(small_params, ["experiments.parity-lstm.hiden_size=8"]).path == "experiments.parity-lstm.hiden_size"
+    assert "key.path=value" in error_of(small_params, ["trainer.max_epochs"]).message
+
+
+def _assert_nothing_written(folder):
+    assert sorted(p.name for p in folder.iterdir()) == ["params.yaml"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["train", "parity-lstm"], ["fetch", "parity"], ["evaluate", "parity-lstm"], ["list"], ["compare"]],
+)
+def test_cli_misspelt_key_exits_2_with_one_line_and_writes_nothing(project, small_params, args):
+    params = copy.deepcopy(small_params)
+    params["experiments"]["parity-lstm"]["hiden_size"] = 32
+    write_params(project, params)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert lines == ["error: params.yaml: experiments.parity-lstm.hiden_size: unknown key"]
+    _assert_nothing_written(project)
+
+
+def test_cli_unknown_experiment_exits_2_naming_the_choices(project):
+    result = runner.invoke(app, ["train", "no-such-experiment"])
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert "unknown experiment 'no-such-experiment'" in line and "parity-lstm" in line
+    _assert_nothing_written(project)
+
+
+def test_cli_unknown_dataset_exits_2(project):
+    result = runner.invoke(app, ["fetch", "mnist"])
+    assert result.exit_code == 2
+    assert "unknown dataset 'mnist'; choose from: parity, ring" in result.output
+    _assert_nothing_written(project)
+
+
+def test_malformed_yaml_names_file_and_line(project):
+    (project / "params.yaml").write_text("seed: 1\ntrainer:\n  max_epochs: [1\n")
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: params.yaml: line ") and "malformed YAML" in line
+    _assert_nothing_written(project)

@@ -1,0 +1,123 @@
+"""The real pipeline, end to end: a copy of the repository with shrunken parameters, run by
+``dvc repro`` as a user would, then checked on disk and in the MLflow store."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, shrink, write_params
+
+pytestmark = pytest.mark.slow
+
+EXPERIMENTS = ["parity-rnn", "parity-lstm", "ring-gan"]
+EXPECTED_METRICS = {
+    "parity-rnn": {"accuracy", "accuracy_train_lengths", "accuracy_longer", "accuracy_max_length"},
+    "parity-lstm": {"accuracy", "accuracy_train_lengths", "accuracy_longer", "accuracy_max_length"},
+    "ring-gan": {"modes_covered", "high_quality_pct", "reverse_kl"},
+}
+
+
+def run(cmd: list[str], cwd: Path, env: dict) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-4000:]}"
+    return output
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def pipeline_copy(tmp_path_factory):
+    """A fresh copy of the project (what git would check out), small parameters, own git repo."""
+    dest = tmp_path_factory.mktemp("e2e") / "zoo"
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    write_params(dest, shrink(yaml.safe_load((REPO / "params.yaml").read_text())))
+    env = {k: v for k, v in os.environ.items() if k not in ("ZOO_ROOT",)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.invalid"
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        run(cmd, dest, env)
+    first = run(["dvc", "repro"], dest, env)
+    return dest, env, first
+
+
+def test_every_stage_runs(pipeline_copy):
+    _, _, output = pipeline_copy
+    expected = {"fetch@parity", "fetch@ring", "compare"}
+    expected |= {f"{stage}@{name}" for stage in ("train", "evaluate") for name in EXPERIMENTS}
+    assert stages_run(output) == expected
+
+
+def test_metrics_files_have_the_expected_finite_values(pipeline_copy):
+    dest, env, _ = pipeline_copy
+    for name in EXPERIMENTS:
+        metrics = json.loads((dest / "metrics" / f"{name}.json").read_text())
+        assert set(metrics) == EXPECTED_METRICS[name]
+        assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in metrics.values()), metrics
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], dest, env))
+    listed = {Path(p).stem for entry in shown.values() for p in entry["data"]}
+    assert set(EXPERIMENTS) <= listed
+    assert (dest / "reports" / "leaderboard.md").is_file()
+    assert (dest / "plots" / "parity-lstm" / "accuracy_by_length.png").stat().st_size > 1000
+    assert (dest / "plots" / "ring-gan" / "samples.png").stat().st_size > 1000
+
+
+def test_mlflow_holds_one_finished_run_per_experiment(pipeline_copy):
+    from mlflow.tracking import MlflowClient
+
+    dest, _, _ = pipeline_copy
+    client = MlflowClient(tracking_uri=f"sqlite:///{dest / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("rnngan-zoo")
+    runs = client.search_runs([exp.experiment_id], "tags.`zoo.kind` = 'experiment'")
+    assert sorted(r.info.run_name for r in runs) == sorted(EXPERIMENTS)
+    for r in runs:
+        name = r.info.run_name
+        assert r.info.status == "FINISHED"
+        assert r.data.tags["zoo.task"] in ("parity", "mixture-2d")
+        assert r.data.tags["mlflow.source.git.commit"]
+        assert r.data.params["batch_size"] and r.data.params["trainer.max_epochs"] == "1"
+        metrics = json.loads((dest / "metrics" / f"{name}.json").read_text())
+        for key, value in metrics.items():
+            assert r.data.metrics[key] == pytest.approx(value)
+        loss = "val_loss" if name.startswith("parity") else "val_d_loss"
+        assert len(client.get_metric_history(r.info.run_id, loss)) == 1  # one epoch
+        artifacts = {f.path for f in client.list_artifacts(r.info.run_id)}
+        assert {"model", "metrics", "plots"} <= artifacts
+        assert [f.path for f in client.list_artifacts(r.info.run_id, "model")] == ["model/model.ckpt"]
+        assert json.loads((dest / "models" / name / "run.json").read_text())["run_id"] == r.info.run_id
+    reports = client.search_runs([exp.experiment_id], "tags.`zoo.kind` = 'report'")
+    assert len(reports) == 1
+    assert "reports/leaderboard.md" in {f.path for f in client.list_artifacts(reports[0].info.run_id, "reports")}
+
+
+def test_second_repro_runs_nothing_and_one_change_reruns_one_experiment(pipeline_copy):
+    dest, env, _ = pipeline_copy
+    again = run(["dvc", "repro"], dest, env)
+    assert stages_run(again) == set()
+    assert "up to date" in again
+
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["experiments"]["parity-rnn"]["hidden_size"] = 16
+    write_params(dest, params)
+    changed = run(["dvc", "repro"], dest, env)
+    assert stages_run(changed) == {"train@parity-rnn", "evaluate@parity-rnn", "compare"}
