@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from pathlib import Path
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,7 +37,7 @@ def ring_means(settings: RingSettings) -> np.ndarray:
     return settings.radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
 
 
-def generate_ring(settings: RingSettings, seed: int) -> dict[str, dict[str, np.ndarray]]:
+def generate_ring(settings: RingSettings, seed: int, scratch: Path | None = None) -> dict[str, dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     means = ring_means(settings)
     return {

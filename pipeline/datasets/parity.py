@@ -9,6 +9,8 @@ Arrays: ``tokens`` (int8, N x max_len, zero-padded), ``lengths`` (int16), ``labe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -40,7 +42,7 @@ def strings(lengths: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarr
     return {"tokens": bits, "lengths": lengths.astype(np.int16), "labels": labels}
 
 
-def generate(settings: Settings, seed: int) -> dict[str, dict[str, np.ndarray]]:
+def generate(settings: Settings, seed: int, scratch: Path | None = None) -> dict[str, dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     lo, hi = settings.train_min_length, settings.train_max_length
     train = strings(rng.integers(lo, hi + 1, size=settings.n_train), rng)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 from pipeline.atomic import atomic_dir, write_json
@@ -29,15 +30,18 @@ def fetch(config, layout, name: str) -> Path:
     from pipeline.datasets import SOURCES
 
     dataset = config.dataset(name)
-    splits = SOURCES[dataset.source].generate(dataset.settings, seed=config.seed)
     target = layout.dataset(name)
     with atomic_dir(target) as tmp:
+        scratch = tmp / ".scratch"  # downloads land here, inside the folder that appears atomically
+        scratch.mkdir()
+        splits = SOURCES[dataset.source].generate(dataset.settings, seed=config.seed, scratch=scratch)
         files, counts = {}, {}
         for split, arrays in splits.items():
             path = tmp / f"{split}.npz"
             np.savez(path, **arrays)
             files[path.name] = {"sha256": sha256(path), "bytes": path.stat().st_size}
             counts[split] = int(len(next(iter(arrays.values()))))
+        shutil.rmtree(scratch)
         write_json(
             tmp / "manifest.json",
             {
