@@ -55,7 +55,7 @@ def test_fetch_writes_dataset_with_manifest(project):
 def test_interrupted_fetch_leaves_nothing(project, monkeypatch):
     from pipeline.datasets import parity
 
-    def broken(settings, seed):
+    def broken(settings, seed, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(parity, "generate", broken)
