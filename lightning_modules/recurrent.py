@@ -1,54 +1,115 @@
-"""Recurrent sequence classifier (many-to-one): embed tokens, read them with a recurrent
-cell, classify from the final hidden state.
+"""Recurrent sequence classifier (many-to-one) and the parts every recurrent model shares.
 
-    e_t = E[x_t]                                        (B, T, embedding_dim)
-    h_t = cell(e_t, h_{t-1})                            (B, T, H * directions)
-    y   = softmax(W_y [h_T^fwd; h_1^bwd] + b_y)         (B, n_classes)
+    e_t = E[x_t]                                   (B, T, embedding_dim)
+    h_t = cell(e_t, h_{t-1})                       (B, T, H * directions)   cells.py has each cell's equations
+    y   = softmax(W_y [h_T^fwd; h_1^bwd] + b_y)    (B, n_classes)
 
-Cells (torch's fused layers; issue #3 brings the whole family as custom cells):
-- ``rnn``, Elman:      h' = tanh(W [x; h] + b)
-- ``lstm``, no peepholes (what torch.nn.LSTM computes):
-      i, f, o = σ(W_{i,f,o} [x; h] + b),  z = tanh(W_z [x; h] + b_z)
-      c' = f ⊙ c + i ⊙ z,  h' = o ⊙ tanh(c')
-  torch keeps two biases per gate (bias_ih, bias_hh); the forget-gate bias b_f is set in
-  bias_ih's slice [H:2H] only (torch orders the gates i, f, g, o), so the effective bias is
-  exactly ``forget_bias`` at initialisation (Gers et al. 2000; Jozefowicz et al. 2015 use 1).
+Variable lengths: each sequence's h_T is its own last step, also for the backward direction
+of a bidirectional reader.
 
-Variable lengths: the batch is packed, so h_T is each sequence's own last step, also for the
-backward direction of a bidirectional reader.
+Shared by every recurrent model (``RecurrentModel``):
+- the cell is a setting (any of ``cells.CELL_NAMES``), stacked layers with dropout between
+  them, the LSTM family's initial forget-gate bias (Jozefowicz et al. 2015 recommend 1);
+- ``init_scale`` multiplies the initial recurrent (hidden-to-hidden) weights: a large value
+  makes a vanilla RNN's gradients explode (Pascanu et al. 2013);
+- the global gradient norm, before any clipping, is logged at every optimiser step;
+- ``hidden_gradient_norms``: ‖∂C_T/∂h_t‖ against the distance T − t, the picture of
+  vanishing and exploding gradients (Bengio et al. 1994; Pascanu et al. 2013).
 """
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Optional
 
 import pytorch_lightning as pl
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_padded_sequence
 
-CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM}
+from lightning_modules.cells import Recurrent
 
 
-class SequenceClassifier(pl.LightningModule):
-    class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+class RecurrentSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-        embedding_dim: int = Field(16, ge=1)
-        hidden_size: int = Field(64, ge=1)
-        num_layers: int = Field(1, ge=1)
-        dropout: float = Field(0.0, ge=0, lt=1, description="between stacked layers")
+    embedding_dim: int = Field(16, ge=1)
+    hidden_size: int = Field(64, ge=1)
+    num_layers: int = Field(1, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1, description="between stacked layers")
+    forget_bias: float = Field(1.0, description="LSTM family: initial forget-gate bias")
+    init_scale: Optional[float] = Field(None, gt=0, description="multiplies the initial recurrent weights")
+    fused: bool = Field(True, description="rnn and lstm: torch's fused layers (same equations, faster)")
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class RecurrentModel(pl.LightningModule):
+    """Embedding + ``Recurrent`` stack; subclasses add the head and the loss."""
+
+    def _build_recurrent(self, cell, vocab_size, embedding_dim, hidden_size, num_layers, dropout, bidirectional, forget_bias, init_scale, fused):
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.recurrent = Recurrent(
+            cell, embedding_dim, hidden_size, num_layers=num_layers, dropout=dropout,
+            bidirectional=bidirectional, forget_bias=forget_bias, fused=fused,
+        )
+        if init_scale is not None:
+            with torch.no_grad():
+                for name, param in self.recurrent.named_parameters():
+                    if is_recurrent_weight(name):
+                        param.mul_(init_scale)
+
+    def on_before_optimizer_step(self, optimizer):
+        norms = [p.grad.detach().norm(2) for p in self.parameters() if p.grad is not None]
+        if norms:
+            # Before clipping: Lightning clips after this hook.
+            self.log("grad_norm", torch.stack(norms).norm(2), on_step=True, on_epoch=False)
+
+    def loss_at_end(self, batch, output) -> torch.Tensor:
+        """The loss C_T of the last step (for ``hidden_gradient_norms``)."""
+        raise NotImplementedError
+
+    def encode(self, batch, record_states: bool = False):
+        raise NotImplementedError
+
+    def hidden_gradient_norms(self, batch) -> torch.Tensor:
+        """Mean over the batch of ‖∂C_T/∂h_t‖ for t = 1..T (last layer, forward direction).
+
+        Returns a (T,) tensor; index T − 1 − d is distance d from the end. The batch should
+        hold sequences of one length T.
+        """
+        was_training = self.training
+        self.eval()
+        with torch.enable_grad():
+            output = self.encode(batch, record_states=True)
+            for h in output.states:
+                h.retain_grad()
+            loss = self.loss_at_end(batch, output)
+            self.zero_grad(set_to_none=True)
+            loss.backward()
+            norms = torch.stack([h.grad.norm(dim=1).mean() if h.grad is not None else torch.zeros(()) for h in output.states])
+        self.zero_grad(set_to_none=True)
+        self.train(was_training)
+        return norms.detach()
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+
+def is_recurrent_weight(name: str) -> bool:
+    """Hidden-to-hidden weights: torch's ``weight_hh_l*``, the cells' ``weight_h*`` and FGR's gate recurrence."""
+    leaf = name.rsplit(".", 1)[-1]
+    return leaf.startswith("weight_h") or leaf == "weight_gates"
+
+
+class SequenceClassifier(RecurrentModel):
+    class Settings(RecurrentSettings):
         bidirectional: bool = False
-        forget_bias: float = Field(1.0, description="LSTM only: initial forget-gate bias")
-        lr: float = Field(3e-3, gt=0)
-        weight_decay: float = Field(0.0, ge=0)
 
     def __init__(
         self,
         *,
-        cell: Literal["rnn", "lstm"],
+        cell: str,
         vocab_size: int,
         n_classes: int,
         embedding_dim: int = 16,
@@ -56,41 +117,28 @@ class SequenceClassifier(pl.LightningModule):
         num_layers: int = 1,
         dropout: float = 0.0,
         bidirectional: bool = False,
-        forget_bias: Optional[float] = 1.0,
+        forget_bias: float = 1.0,
+        init_scale: Optional[float] = None,
+        fused: bool = True,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        self.rnn = CELLS[cell](
-            embedding_dim,
-            hidden_size,
-            num_layers=num_layers,
-            dropout=dropout if num_layers > 1 else 0.0,
-            bidirectional=bidirectional,
-            batch_first=True,
-        )
-        if cell == "lstm" and forget_bias is not None:
-            with torch.no_grad():
-                for name, param in self.rnn.named_parameters():
-                    if name.startswith("bias_ih"):
-                        param[hidden_size : 2 * hidden_size] = forget_bias
-                    elif name.startswith("bias_hh"):
-                        param[hidden_size : 2 * hidden_size] = 0.0
+        self._build_recurrent(cell, vocab_size, embedding_dim, hidden_size, num_layers, dropout, bidirectional, forget_bias, init_scale, fused)
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), n_classes)
+
+    def encode(self, batch, record_states: bool = False):
+        tokens, lengths = batch[0], batch[1]
+        tokens = tokens[:, : int(lengths.max())]
+        return self.recurrent(self.embedding(tokens.long()), lengths, record_states=record_states)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """tokens (B, T) int, lengths (B,) -> logits (B, n_classes)."""
-        emb = self.embedding(tokens.long())  # (B, T, E)
-        packed = pack_padded_sequence(emb, lengths.cpu().long(), batch_first=True, enforce_sorted=False)
-        _, state = self.rnn(packed)
-        h_n = state[0] if isinstance(state, tuple) else state  # (layers * dirs, B, H)
-        if self.hparams.bidirectional:
-            last = torch.cat([h_n[-2], h_n[-1]], dim=1)  # (B, 2H)
-        else:
-            last = h_n[-1]  # (B, H)
-        return self.head(last)
+        return self.head(self.encode((tokens, lengths)).last)
+
+    def loss_at_end(self, batch, output):
+        return F.cross_entropy(self.head(output.last), batch[2].long())
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         tokens, lengths, labels = batch
@@ -110,6 +158,3 @@ class SequenceClassifier(pl.LightningModule):
     @torch.no_grad()
     def predict(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self(tokens, lengths).argmax(dim=1)
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

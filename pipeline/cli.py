@@ -69,6 +69,9 @@ def _run(action: Callable, overrides: Optional[List[str]] = None) -> None:
             traceback.print_exc()
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code)
+    except BrokenPipeError:  # `zoo list | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        raise typer.Exit(0)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -45,6 +45,14 @@ class TrainerSettings(Strict):
     check_val_every_n_epoch: int = Field(1, ge=1)
 
 
+class SamplingSettings(Strict):
+    """Text generated from a trained language model at evaluation (an MLflow artifact)."""
+
+    prompt: str = "\n"
+    temperature: float = Field(0.8, ge=0, description="0 = greedy")
+    length: int = Field(500, ge=1)
+
+
 class ExperimentCommon(Strict):
     """Keys every experiment has; all other keys are the model's own settings."""
 
@@ -54,6 +62,8 @@ class ExperimentCommon(Strict):
     seed: Optional[int] = Field(None, description="overrides the top-level seed")
     batch_size: int = Field(64, ge=1)
     trainer: dict[str, Any] = Field(default_factory=dict, description="overrides of the trainer section")
+    sequence_length: int = Field(100, ge=2, description="text tasks: characters per training window (truncated BPTT)")
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings)
 
 
 COMMON_KEYS = set(ExperimentCommon.model_fields)
@@ -82,7 +92,7 @@ class Experiment(BaseModel):
     def flat_params(self) -> dict[str, Any]:
         """The experiment's settings and the trainer's, flattened (for MLflow)."""
         out: dict[str, Any] = {}
-        for key, value in self.common.model_dump(exclude={"trainer"}).items():
+        for key, value in self.common.model_dump(exclude={"trainer", "sampling"}).items():
             out[key] = value
         for key, value in self.settings.model_dump().items():
             out[f"model.{key}"] = value
@@ -213,10 +223,11 @@ def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
         source = datasets[body["dataset"]].source
         if source not in task.sources:
             raise ConfigError(f"{path}.dataset", f"task '{task.name}' needs a dataset of source {', '.join(sorted(task.sources))} (got '{source}')")
-        if model.family not in task.families:
-            raise ConfigError(f"{path}.model", f"model '{model.name}' ({model.family}) does not fit task '{task.name}'; choose a model of family {', '.join(sorted(task.families))}")
+        if task.head not in model.heads:
+            fitting = sorted(n for n, m in MODELS.items() if task.head in m.heads)
+            raise ConfigError(f"{path}.model", f"model '{model.name}' does not fit task '{task.name}'; choose from: {', '.join(fitting)}")
         common = _validate(ExperimentCommon, {k: v for k, v in body.items() if k in COMMON_KEYS}, path)
-        settings = _validate(model.Settings, {k: v for k, v in body.items() if k not in COMMON_KEYS}, path)
+        settings = _validate(model.settings_for(task.head), {k: v for k, v in body.items() if k not in COMMON_KEYS}, path)
         merged = {**trainer.model_dump(), **common.trainer}
         unknown = set(common.trainer) - set(TrainerSettings.model_fields)
         if unknown:

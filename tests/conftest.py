@@ -15,17 +15,19 @@ def shrink(params: dict) -> dict:
     """The repository's params.yaml, made small: tiny datasets, one short epoch, no progress bar."""
     params = copy.deepcopy(params)
     params["trainer"].update(max_epochs=1, enable_progress_bar=False, log_every_n_steps=1)
+    limits = {
+        "n_train": 512, "n_val": 128, "n_test": 64, "n_test_long": 32, "n_test_per_length": 8,
+        "n_train_chars": 20000, "n_val_chars": 4000, "n_test_chars": 4000, "max_chars": 40000,
+    }
     for body in params["datasets"].values():
-        for key in list(body):
-            if key.startswith("n_train"):
-                body[key] = min(body[key], 512)
-            elif key.startswith("n_val"):
-                body[key] = min(body[key], 128)
-            elif key == "n_test_per_length":
-                body[key] = min(body[key], 8)
+        for key, limit in limits.items():
+            if key in body or key == "max_chars" and body.get("source") in ("pydoc-topics", "python-stdlib"):
+                body[key] = min(body.get(key) or limit, limit)
     for body in params["experiments"].values():
         body.setdefault("trainer", {})["max_epochs"] = 1
         body["trainer"]["limit_train_batches"] = 4
+        body["trainer"]["limit_val_batches"] = 2
+        body["sampling"] = {**body.get("sampling", {}), "length": 20}
     return params
 
 

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 from typer.testing import CliRunner
 
+from conftest import repo_params
 from pipeline.cli import app
 
 runner = CliRunner()
@@ -18,9 +19,9 @@ def test_list_json_shows_every_experiment(project):
     result = runner.invoke(app, ["list", "--format", "json"])
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in json.loads(result.output)}
-    assert set(rows) == {"parity-rnn", "parity-lstm", "ring-gan"}
+    assert set(rows) == set(repo_params()["experiments"])
     assert rows["ring-gan"] == {
-        "name": "ring-gan", "family": "gan-2d", "task": "mixture-2d", "model": "gan",
+        "name": "ring-gan", "family": "gan", "task": "mixture-2d", "model": "gan",
         "dataset": "ring", "trained": False, "evaluated": False,
     }
 
@@ -30,7 +31,7 @@ def test_list_table(project):
     assert result.exit_code == 0
     header, rule, *rows = result.output.strip().splitlines()
     assert header.split() == ["name", "family", "task", "model", "dataset", "trained", "evaluated"]
-    assert [r.split()[0] for r in rows] == ["parity-rnn", "parity-lstm", "ring-gan"]
+    assert [r.split()[0] for r in rows] == list(repo_params()["experiments"])
 
 
 def test_fetch_writes_dataset_with_manifest(project):

@@ -41,16 +41,16 @@ def test_the_shipped_params_are_valid(small_params):
         (lambda p: p["experiments"]["parity-lstm"].update(hidden_size=0), "experiments.parity-lstm.hidden_size", "greater than or equal to 1"),
         (lambda p: p["experiments"]["parity-lstm"].update(dropout=1.5), "experiments.parity-lstm.dropout", "less than 1"),
         (lambda p: p["experiments"]["ring-gan"].update(generator_loss="wasserstein"), "experiments.ring-gan.generator_loss", "non-saturating"),
-        (lambda p: p["experiments"]["parity-lstm"].update(model="lstmm"), "experiments.parity-lstm.model", "choose from: gan, lstm, rnn"),
-        (lambda p: p["experiments"]["parity-lstm"].update(task="parityy"), "experiments.parity-lstm.task", "choose from: mixture-2d, parity"),
-        (lambda p: p["experiments"]["parity-lstm"].update(dataset="nope"), "experiments.parity-lstm.dataset", "choose from: parity, ring"),
+        (lambda p: p["experiments"]["parity-lstm"].update(model="lstmm"), "experiments.parity-lstm.model", "choose from: gan, gru, lstm, lstm-cifg,"),
+        (lambda p: p["experiments"]["parity-lstm"].update(task="parityy"), "experiments.parity-lstm.task", "choose from: arithmetic, charlm, mixture-2d, parity, sentiment, xml"),
+        (lambda p: p["experiments"]["parity-lstm"].update(dataset="nope"), "experiments.parity-lstm.dataset", "choose from: "),
         (lambda p: p["experiments"]["parity-lstm"].update(model="gan"), "experiments.parity-lstm.model", "does not fit task 'parity'"),
         (lambda p: p["experiments"]["parity-lstm"].pop("task"), "experiments.parity-lstm.task", "missing required key"),
         (lambda p: p["experiments"]["parity-lstm"]["trainer"].update(max_epoch=3), "experiments.parity-lstm.trainer.max_epoch", "unknown key"),
         (lambda p: p["trainer"].update(max_epochs=-1), "trainer.max_epochs", "greater than or equal to 1"),
         (lambda p: p["trainer"].update(colour="red"), "trainer.colour", "unknown key"),
         (lambda p: p["tracking"].update(experiment=""), "tracking.experiment", "at least 1 character"),
-        (lambda p: p["datasets"]["parity"].update(source="parrity"), "datasets.parity.source", "choose from: parity, ring"),
+        (lambda p: p["datasets"]["parity"].update(source="parrity"), "datasets.parity.source", "choose from: arithmetic, imdb, parity, pydoc-topics, python-stdlib, ring, tiny-shakespeare, xml"),
         (lambda p: p["datasets"]["parity"].update(n_train="many"), "datasets.parity.n_train", "integer"),
         (lambda p: p["datasets"]["ring"].update(std=-0.1), "datasets.ring.std", "greater than 0"),
         (lambda p: p["datasets"]["parity"].update(test_max_length=2), "datasets.parity", "test_max_length"),
@@ -105,7 +105,7 @@ def test_cli_unknown_experiment_exits_2_naming_the_choices(project):
 def test_cli_unknown_dataset_exits_2(project):
     result = runner.invoke(app, ["fetch", "mnist"])
     assert result.exit_code == 2
-    assert "unknown dataset 'mnist'; choose from: parity, ring" in result.output
+    assert "unknown dataset 'mnist'; choose from: parity," in result.output
     _assert_nothing_written(project)
 
 

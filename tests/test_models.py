@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from torch import nn
 
 from lightning_modules import MODELS
+
+HEAD = {"rnn": "classifier", "lstm": "classifier", "gan": "sampler-2d"}
 from lightning_modules.losses import (
     GENERATOR_LOSSES,
     discriminator_loss,
@@ -134,7 +136,7 @@ def test_generator_losses_registry():
 
 def build(name: str, **settings):
     entry = MODELS[name]
-    return entry.build(entry.Settings(**settings), vocab_size=2, n_classes=2)
+    return entry.build("classifier", entry.settings_for("classifier")(**settings), vocab_size=2, n_classes=2)
 
 
 @pytest.mark.parametrize("forget_bias", [1.0, 0.0, 2.5])
@@ -150,7 +152,7 @@ def test_lstm_forget_gate_bias(forget_bias, num_layers, bidirectional):
     ref = nn.LSTM(E, H, num_layers=num_layers, bidirectional=bidirectional, batch_first=True)
     torch.testing.assert_close(model.embedding.weight, ref_embedding.weight, rtol=0, atol=0)
 
-    params = dict(model.rnn.named_parameters())
+    params = dict(model.recurrent.torch_rnn.named_parameters())
     ref_params = dict(ref.named_parameters())
     assert params.keys() == ref_params.keys()
     suffixes = [n[len("bias_ih"):] for n in params if n.startswith("bias_ih")]
@@ -175,10 +177,10 @@ def test_rnn_ignores_forget_bias():
     torch.manual_seed(5)
     nn.Embedding(2, 3)
     ref = nn.RNN(3, 4, batch_first=True)
-    for (name, p), (ref_name, q) in zip(model.rnn.named_parameters(), ref.named_parameters()):
+    for (name, p), (ref_name, q) in zip(model.recurrent.torch_rnn.named_parameters(), ref.named_parameters()):
         assert name == ref_name
         torch.testing.assert_close(p, q, rtol=0, atol=0)
-    assert isinstance(model.rnn, nn.RNN) and model.rnn.nonlinearity == "tanh"
+    assert isinstance(model.recurrent.torch_rnn, nn.RNN) and model.recurrent.torch_rnn.nonlinearity == "tanh"
 
 
 @pytest.mark.parametrize("name", ["rnn", "lstm"])
@@ -220,8 +222,8 @@ def test_bidirectional_final_states_by_hand(name):
     fwd, bwd = layer(E, H, batch_first=True), layer(E, H, batch_first=True)
     with torch.no_grad():
         for p_name, p in fwd.named_parameters():
-            p.copy_(getattr(model.rnn, p_name))
-            getattr(bwd, p_name).copy_(getattr(model.rnn, p_name + "_reverse"))
+            p.copy_(getattr(model.recurrent.torch_rnn, p_name))
+            getattr(bwd, p_name).copy_(getattr(model.recurrent.torch_rnn, p_name + "_reverse"))
     seqs = [torch.tensor([1, 0, 1]), torch.tensor([0, 1, 1, 1, 0, 0, 1]), torch.tensor([1])]
     padded = torch.zeros(len(seqs), 7, dtype=torch.long)
     for i, s in enumerate(seqs):
@@ -240,7 +242,7 @@ def test_bidirectional_final_states_by_hand(name):
 @pytest.mark.parametrize("V,E,H,C", [(2, 16, 64, 2), (7, 3, 5, 4)])
 def test_rnn_parameter_count(V, E, H, C):
     entry = MODELS["rnn"]
-    model = entry.build(entry.Settings(embedding_dim=E, hidden_size=H), vocab_size=V, n_classes=C)
+    model = entry.build("classifier", entry.settings_for("classifier")(embedding_dim=E, hidden_size=H), vocab_size=V, n_classes=C)
     n = sum(p.numel() for p in model.parameters())
     assert n == V * E + (E * H + H * H + 2 * H) + (H * C + C)
 
@@ -280,7 +282,7 @@ GAN_SMALL = dict(latent_dim=3, generator_hidden=8, generator_layers=2, discrimin
 
 def build_gan(**settings):
     entry = MODELS["gan"]
-    return entry.build(entry.Settings(**{**GAN_SMALL, **settings}), data_dim=2)
+    return entry.build("sampler-2d", entry.settings_for("sampler-2d")(**{**GAN_SMALL, **settings}), data_dim=2)
 
 
 def _ring_loader(n_batches: int, batch_size: int = 16):
@@ -375,14 +377,14 @@ def test_models_registry_entries():
     assert {"rnn", "lstm", "gan"} <= set(MODELS)
     assert MODELS["rnn"].family == "recurrent"
     assert MODELS["lstm"].family == "recurrent"
-    assert MODELS["gan"].family == "gan-2d"
-    assert isinstance(build("rnn").rnn, nn.RNN)
-    assert isinstance(build("lstm").rnn, nn.LSTM)
+    assert MODELS["gan"].family == "gan"
+    assert isinstance(build("rnn").recurrent.torch_rnn, nn.RNN)
+    assert isinstance(build("lstm").recurrent.torch_rnn, nn.LSTM)
 
 
 @pytest.mark.parametrize("name", ["rnn", "lstm", "gan"])
 def test_settings_reject_unknown_key(name):
-    Settings = MODELS[name].Settings
+    Settings = MODELS[name].settings_for(HEAD[name])
     Settings()  # the defaults are valid
     with pytest.raises(ValidationError):
         Settings(no_such_setting=1)
@@ -392,7 +394,7 @@ def test_settings_reject_unknown_key(name):
                                       ("gan", {"generator_loss": "wasserstein"}), ("gan", {"d_steps": 0})])
 def test_settings_reject_invalid_values(name, bad):
     with pytest.raises(ValidationError):
-        MODELS[name].Settings(**bad)
+        MODELS[name].settings_for(HEAD[name])(**bad)
 
 
 def test_settings_defaults_are_constructor_defaults():
@@ -400,6 +402,6 @@ def test_settings_defaults_are_constructor_defaults():
 
     for name in ("rnn", "lstm", "gan"):
         entry = MODELS[name]
-        sig = inspect.signature(entry.cls.__init__)
-        for key, value in entry.Settings().model_dump().items():
+        sig = inspect.signature(entry.cls_for(HEAD[name]).__init__)
+        for key, value in entry.settings_for(HEAD[name])().model_dump().items():
             assert sig.parameters[key].default == value, (name, key)

@@ -9,9 +9,15 @@ a line in ``SOURCES``. ``pipeline.stages.fetch`` writes the splits as ``<split>.
 
 from __future__ import annotations
 
-from pipeline.datasets import mixture, parity
+from pipeline.datasets import arithmetic, imdb, mixture, parity, text, xml
 
 SOURCES = {
     "parity": parity,
     "ring": mixture.ring,
+    "arithmetic": arithmetic,
+    "xml": xml,
+    "pydoc-topics": text.pydoc_topics,
+    "python-stdlib": text.python_stdlib,
+    "tiny-shakespeare": text.tiny_shakespeare,  # online
+    "imdb": imdb,  # online
 }

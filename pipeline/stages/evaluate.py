@@ -14,16 +14,17 @@ from pipeline import tracking
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.errors import ModelError
 from pipeline.stages.train import quiet_lightning
+from pipeline.tasks.base import Evaluation
 
 
-def load_model(entry, checkpoint: Path):
+def load_model(cls, model_name: str, checkpoint: Path):
     if not checkpoint.is_file():
         raise ModelError(f"{checkpoint} does not exist: train the experiment first (`zoo train {checkpoint.parent.name}`)")
     try:
-        return entry.cls.load_from_checkpoint(str(checkpoint), map_location="cpu")
+        return cls.load_from_checkpoint(str(checkpoint), map_location="cpu")
     except Exception as exc:  # torch raises many kinds for a corrupt or foreign file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load checkpoint {checkpoint} as model '{entry.name}': {first[:200]}") from exc
+        raise ModelError(f"cannot load checkpoint {checkpoint} as model '{model_name}': {first[:200]}") from exc
 
 
 def evaluate(config, layout, name: str) -> Path:
@@ -37,14 +38,21 @@ def evaluate(config, layout, name: str) -> Path:
     uri = tracking.resolve_uri(config, layout)
     tracking.check_reachable(uri)
     quiet_lightning()
-    model = load_model(entry, layout.checkpoint(name))
+    model = load_model(entry.cls_for(task.head), entry.name, layout.checkpoint(name))
 
     import pytorch_lightning as pl
 
     seed = config.experiment_seed(name)
     pl.seed_everything(seed, verbose=False)
     with atomic_dir(layout.plots(name)) as plots_tmp:
-        result = task.evaluate(model, layout.dataset(exp.dataset), manifest, plots_tmp, seed, title=name)
+        data_dir = layout.dataset(exp.dataset)
+        result = task.evaluate(model, data_dir, manifest, plots_tmp, seed, title=name, common=exp.common)
+        flow_batch = task.gradient_flow_batch(data_dir, manifest, exp.common) if hasattr(model, "hidden_gradient_norms") else None
+        if flow_batch is not None:
+            from pipeline.diagnostics import gradient_flow
+
+            flow_metrics, flow_series = gradient_flow(model, flow_batch, seed, plots_tmp, name)
+            result = Evaluation({**result.metrics, **flow_metrics}, {**result.series, **flow_series})
     metrics = {k: (v if v is None or math.isfinite(v) else None) for k, v in result.metrics.items()}
     write_json(layout.metrics(name), metrics)
 

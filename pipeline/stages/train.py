@@ -49,8 +49,8 @@ def train(config, layout, name: str) -> Path:
     quiet_lightning()
     seed = config.experiment_seed(name)
     pl.seed_everything(seed, workers=True, verbose=False)
-    prepared = task.prepare(layout.dataset(exp.dataset), manifest, exp.common.batch_size, seed)
-    model = entry.build(exp.settings, **prepared.model_args)
+    prepared = task.prepare(layout.dataset(exp.dataset), manifest, exp.common, seed)
+    model = entry.build(task.head, exp.settings, **prepared.model_args)
     trainer_args = exp.trainer.model_dump(exclude_none=True)
     if not model.automatic_optimization and "gradient_clip_val" in trainer_args:
         raise ConfigError(

@@ -7,7 +7,13 @@ plots), and which metric ranks its leaderboard table.
 
 from __future__ import annotations
 
+from pipeline.tasks.arithmetic import ArithmeticTask
+from pipeline.tasks.language import CharLMTask, XMLTask
 from pipeline.tasks.mixture import MixtureTask
 from pipeline.tasks.parity import ParityTask
+from pipeline.tasks.sentiment import SentimentTask
 
-TASKS = {task.name: task for task in [ParityTask(), MixtureTask()]}
+TASKS = {
+    task.name: task
+    for task in [ParityTask(), ArithmeticTask(), XMLTask(), CharLMTask(), SentimentTask(), MixtureTask()]
+}

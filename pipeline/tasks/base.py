@@ -31,19 +31,24 @@ class Task:
     name: str
     description: str
     sources: frozenset[str]
-    families: frozenset[str]
+    head: str  # which head of a model it trains: classifier, language-model, sampler-2d
     primary: str  # metric that ranks the leaderboard
     higher_is_better: bool = True
     columns: tuple[Column, ...] = ()
+
+    def gradient_flow_batch(self, data_dir: Path, manifest: dict, common):
+        """A batch of equal-length sequences for ``pipeline.diagnostics.gradient_flow``, or None."""
+        return None
 
     def compare_plots(self, experiments: dict[str, str], layout, out_dir: Path) -> list[Path]:
         """Plots that put this task's experiments (name -> dataset) side by side."""
         return []
 
-    def prepare(self, data_dir: Path, manifest: dict, batch_size: int, seed: int) -> Prepared:
+    def prepare(self, data_dir: Path, manifest: dict, common, seed: int) -> Prepared:
+        """Loaders and the model's shape arguments; ``common`` is the experiment's ExperimentCommon."""
         raise NotImplementedError
 
-    def evaluate(self, model, data_dir: Path, manifest: dict, plots_dir: Path, seed: int, title: str) -> Evaluation:
+    def evaluate(self, model, data_dir: Path, manifest: dict, plots_dir: Path, seed: int, title: str, common=None) -> Evaluation:
         raise NotImplementedError
 
 

@@ -19,7 +19,7 @@ class MixtureTask(Task):
     name = "mixture-2d"
     description = "learn to sample a mixture of 2-D Gaussians (ring, grid); mode collapse measured exactly"
     sources = frozenset({"ring"})
-    families = frozenset({"gan-2d"})
+    head = "sampler-2d"
     primary = "modes_covered"
     columns = (
         Column("modes_covered", "modes covered", "{:.0f}"),
@@ -27,15 +27,15 @@ class MixtureTask(Task):
         Column("reverse_kl", "reverse KL", "{:.3f}"),
     )
 
-    def prepare(self, data_dir, manifest, batch_size, seed):
+    def prepare(self, data_dir, manifest, common, seed):
         train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
         return Prepared(
-            train=batches([train["x"]], batch_size, shuffle=True, seed=seed),
-            val=batches([val["x"]], batch_size, shuffle=False),
+            train=batches([train["x"]], common.batch_size, shuffle=True, seed=seed),
+            val=batches([val["x"]], common.batch_size, shuffle=False),
             model_args={"data_dim": 2},
         )
 
-    def evaluate(self, model, data_dir, manifest, plots_dir, seed, title):
+    def evaluate(self, model, data_dir, manifest, plots_dir, seed, title, common=None):
         mixture = load_split(data_dir, "means")
         model.eval()
         samples = model.sample(N_EVAL_SAMPLES, generator=torch.Generator().manual_seed(seed)).cpu().numpy()

@@ -18,7 +18,7 @@ class ParityTask(Task):
     name = "parity"
     description = "bit string -> is the number of ones odd; trained on lengths 1..L, tested up to several times L"
     sources = frozenset({"parity"})
-    families = frozenset({"recurrent"})
+    head = "classifier"
     primary = "accuracy_longer"
     columns = (
         Column("accuracy_train_lengths", "acc. (train lengths)"),
@@ -27,13 +27,23 @@ class ParityTask(Task):
         Column("accuracy", "acc. (all)"),
     )
 
-    def prepare(self, data_dir, manifest, batch_size, seed):
+    def prepare(self, data_dir, manifest, common, seed):
         train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
         keys = ["tokens", "lengths", "labels"]
         return Prepared(
-            train=batches([train[k] for k in keys], batch_size, shuffle=True, seed=seed),
-            val=batches([val[k] for k in keys], batch_size, shuffle=False),
+            train=batches([train[k] for k in keys], common.batch_size, shuffle=True, seed=seed),
+            val=batches([val[k] for k in keys], common.batch_size, shuffle=False),
             model_args={"vocab_size": 2, "n_classes": 2},
+        )
+
+    def gradient_flow_batch(self, data_dir, manifest, common):
+        test = load_split(data_dir, "test")
+        longest = test["lengths"] == test["lengths"].max()
+        pick = np.flatnonzero(longest)[:64]
+        return (
+            torch.from_numpy(test["tokens"][pick].astype(np.int64)),
+            torch.from_numpy(test["lengths"][pick].astype(np.int64)),
+            torch.from_numpy(test["labels"][pick].astype(np.int64)),
         )
 
     def compare_plots(self, experiments, layout, out_dir):
@@ -49,7 +59,7 @@ class ParityTask(Task):
         plot_accuracy_by_length(curves, train_max, path)
         return [path]
 
-    def evaluate(self, model, data_dir, manifest, plots_dir, seed, title):
+    def evaluate(self, model, data_dir, manifest, plots_dir, seed, title, common=None):
         test = load_split(data_dir, "test")
         preds = []
         model.eval()

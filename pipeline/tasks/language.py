@@ -1,0 +1,126 @@
+"""Next-character prediction on a character stream: ``charlm`` (real text) and ``xml``
+(Jozefowicz et al. 2015's generated nested XML).
+
+Training cuts the stream into windows of ``sequence_length`` + 1 characters (truncated
+backpropagation through time). Evaluation reads the whole test stream as 16 contiguous
+rows, carrying the recurrent state from one window to the next, and reports bits per
+character = mean negative log-likelihood / ln 2.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.atomic import write_text
+from pipeline.loaders import batches
+from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
+
+EVAL_ROWS = 16
+
+
+def windows(ids: np.ndarray, length: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping (inputs, targets) windows of ``length`` from a stream."""
+    ids = ids[offset:]
+    n = (len(ids) - 1) // length
+    if n < 1:
+        raise ValueError(f"stream of {len(ids)} characters is shorter than one window of {length}")
+    inputs = ids[: n * length].reshape(n, length)
+    targets = ids[1 : n * length + 1].reshape(n, length)
+    return inputs.astype(np.int64), targets.astype(np.int64)
+
+
+def vocabulary(data_dir: Path) -> list[str]:
+    return [str(c) for c in load_split(data_dir, "vocab")["chars"]]
+
+
+def decode(ids, chars: list[str]) -> str:
+    return "".join(chars[int(i)] for i in ids)
+
+
+@torch.no_grad()
+def stream_nll(model, ids: np.ndarray, length: int, extra_mask: np.ndarray | None = None):
+    """Per-position NLL (nats) and argmax-correctness over a stream read as contiguous rows."""
+    model.eval()
+    n = (len(ids) - 1) // EVAL_ROWS
+    rows_in = torch.from_numpy(ids[: n * EVAL_ROWS].astype(np.int64).reshape(EVAL_ROWS, n)).to(model.device)
+    rows_out = torch.from_numpy(ids[1 : n * EVAL_ROWS + 1].astype(np.int64).reshape(EVAL_ROWS, n)).to(model.device)
+    nll, correct, state = [], [], None
+    for start in range(0, n, length):
+        logits, state = model(rows_in[:, start : start + length], state)
+        target = rows_out[:, start : start + length]
+        nll.append(torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none").cpu())
+        correct.append((logits.argmax(-1) == target).cpu())
+    nll_t = torch.cat(nll, dim=1).numpy()  # (rows, n): position r * n + j predicts ids[r * n + j + 1]
+    correct_t = torch.cat(correct, dim=1).numpy()
+    return nll_t.reshape(-1), correct_t.reshape(-1), n * EVAL_ROWS
+
+
+class StreamTask(Task):
+    head = "language-model"
+    primary = "test_bpc"
+    higher_is_better = False
+
+    def prepare(self, data_dir, manifest, common, seed):
+        train, val = load_split(data_dir, "train")["ids"], load_split(data_dir, "val")["ids"]
+        offset = int(np.random.default_rng(seed).integers(0, common.sequence_length))
+        x, y = windows(train, common.sequence_length, offset)
+        vx, vy = windows(val, min(common.sequence_length, len(val) - 1))
+        return Prepared(
+            train=batches([x, y, np.ones_like(x, dtype=np.float32)], common.batch_size, shuffle=True, seed=seed),
+            val=batches([vx, vy, np.ones_like(vx, dtype=np.float32)], common.batch_size, shuffle=False),
+            model_args={"vocab_size": len(vocabulary(data_dir))},
+        )
+
+    def gradient_flow_batch(self, data_dir, manifest, common):
+        x, y = windows(load_split(data_dir, "test")["ids"], common.sequence_length)
+        x, y = torch.from_numpy(x[:32]), torch.from_numpy(y[:32])
+        return x, y, torch.ones_like(x, dtype=torch.float32)
+
+    def bpc(self, model, ids, common) -> tuple[float, np.ndarray, np.ndarray, int]:
+        nll, correct, n = stream_nll(model, ids, common.sequence_length)
+        return float(nll.mean() / math.log(2)), nll, correct, n
+
+
+class CharLMTask(StreamTask):
+    name = "charlm"
+    description = "next character of real text; bits per character on held-out text, sampled text as an artifact"
+    sources = frozenset({"pydoc-topics", "python-stdlib", "tiny-shakespeare"})
+    columns = (Column("test_bpc", "test bits/char"), Column("test_accuracy", "next-char accuracy"))
+
+    def evaluate(self, model, data_dir, manifest, plots_dir, seed, title, common=None):
+        test = load_split(data_dir, "test")["ids"]
+        bpc, _, correct, _ = self.bpc(model, test, common)
+        chars = vocabulary(data_dir)
+        index = {c: i for i, c in enumerate(chars)}
+        prompt = [index[c] for c in common.sampling.prompt if c in index] or [int(test[0])]
+        generated = model.sample(prompt, common.sampling.length, common.sampling.temperature, torch.Generator().manual_seed(seed))
+        write_text(
+            plots_dir / "samples.txt",
+            f"# {title}: {common.sampling.length} characters at temperature {common.sampling.temperature}, "
+            f"prompt {common.sampling.prompt!r}\n\n{decode(prompt, chars)}{decode(generated, chars)}\n",
+        )
+        return Evaluation({"test_bpc": bpc, "test_accuracy": float(correct.mean())})
+
+
+class XMLTask(StreamTask):
+    name = "xml"
+    description = "next character of generated nested XML (Jozefowicz et al. 2015); closing tags need long memory"
+    sources = frozenset({"xml"})
+    columns = (Column("test_bpc", "test bits/char"), Column("closing_tag_accuracy", "closing-tag accuracy"), Column("test_accuracy", "next-char accuracy"))
+
+    def evaluate(self, model, data_dir, manifest, plots_dir, seed, title, common=None):
+        test = load_split(data_dir, "test")
+        bpc, _, correct, n = self.bpc(model, test["ids"], common)
+        # Position p predicts character p + 1: score the predictions of closing-tag characters.
+        closing = test["closing"][1 : n + 1].astype(bool)
+        return Evaluation(
+            {
+                "test_bpc": bpc,
+                "test_accuracy": float(correct.mean()),
+                "closing_tag_accuracy": float(correct[closing].mean()) if closing.any() else float("nan"),
+            }
+        )
