@@ -22,6 +22,14 @@ def _read(path: Path) -> dict | None:
         return None
 
 
+def groups(config, tasks):
+    """(task, dataset, experiment names): one leaderboard table each, in task order."""
+    for task in tasks.values():
+        datasets = dict.fromkeys(e.dataset for e in config.experiments.values() if e.task == task.name)
+        for dataset in datasets:
+            yield task, dataset, [n for n, e in config.experiments.items() if e.task == task.name and e.dataset == dataset]
+
+
 def leaderboard(config, layout) -> str:
     from lightning_modules import MODELS
     from pipeline.tasks import TASKS
@@ -33,10 +41,7 @@ def leaderboard(config, layout) -> str:
         "Open a run with `make ui` (the links assume its default address).",
         "",
     ]
-    for task in TASKS.values():
-        names = [n for n, e in config.experiments.items() if e.task == task.name]
-        if not names:
-            continue
+    for task, dataset, names in groups(config, TASKS):
         rows = []
         for name in names:
             exp = config.experiments[name]
@@ -52,12 +57,12 @@ def leaderboard(config, layout) -> str:
 
         rows.sort(key=rank_key)
         order = "higher is better" if task.higher_is_better else "lower is better"
-        lines += [f"## {task.name}", "", f"{task.description}. Ranked by `{task.primary}` ({order}).", ""]
-        header = ["#", "experiment", "model", "dataset", "parameters"] + [c.label for c in task.columns] + ["MLflow run"]
+        lines += [f"## {task.name} on `{dataset}`", "", f"{task.description}. Ranked by `{task.primary}` ({order}).", ""]
+        header = ["#", "experiment", "model", "parameters"] + [c.label for c in task.columns] + ["MLflow run"]
         lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "|".join("---" if i < 4 else "---:" for i in range(len(header) - 1)) + "|---|")
+        lines.append("|" + "|".join("---" if i < 3 else "---:" for i in range(len(header) - 1)) + "|---|")
         for i, (name, exp, metrics, run) in enumerate(rows, 1):
-            cells = [str(i), f"`{name}`", f"{exp.model} ({MODELS[exp.model].description})", exp.dataset, f"{run.get('parameters', 0):,}" if run else "—"]
+            cells = [str(i), f"`{name}`", f"{exp.model} ({MODELS[exp.model].description})", f"{run.get('parameters', 0):,}" if run else "—"]
             for col in task.columns:
                 value = metrics.get(col.key)
                 cells.append(col.fmt.format(value) if isinstance(value, (int, float)) and math.isfinite(value) else "—")
@@ -74,10 +79,8 @@ def compare(config, layout) -> Path:
     with atomic_dir(layout.reports) as tmp:
         (tmp / "leaderboard.md").write_text(text, encoding="utf-8")
         images = []
-        for task in TASKS.values():
-            experiments = {n: e.dataset for n, e in config.experiments.items() if e.task == task.name}
-            if experiments:
-                images += [p.name for p in task.compare_plots(experiments, layout, tmp)]
+        for task, dataset, names in groups(config, TASKS):
+            images += [p.name for p in task.compare_plots({n: dataset for n in names}, layout, tmp)]
         if images:
             with (tmp / "leaderboard.md").open("a", encoding="utf-8") as fh:
                 fh.write("## Plots\n\n" + "".join(f"![{name}]({name})\n" for name in images))

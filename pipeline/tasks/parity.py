@@ -55,7 +55,7 @@ class ParityTask(Task):
                 train_max = max(train_max, json.loads(manifest.read_text())["settings"]["train_max_length"])
         if not curves:
             return []
-        path = out_dir / "parity_accuracy_by_length.png"
+        path = out_dir / f"accuracy_by_length_{next(iter(experiments.values()))}.png"
         plot_accuracy_by_length(curves, train_max, path)
         return [path]
 
@@ -90,8 +90,9 @@ def plot_accuracy_by_length(curves: dict[str, dict[int, float]], train_max: int,
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for name, curve in curves.items():
-        ax.plot(list(curve), list(curve.values()), marker=".", label=name)
+    for i, (name, curve) in enumerate(curves.items()):
+        # Several models often score the same: vary the line so none hides another.
+        ax.plot(list(curve), list(curve.values()), linestyle=["-", "--", ":", "-."][i % 4], marker=".", markersize=4, label=name)
     ax.axvspan(0.5, train_max + 0.5, color="0.92", zorder=0, label=f"training lengths (≤ {train_max})")
     ax.axhline(0.5, color="0.5", linestyle=":", linewidth=1, label="chance")
     ax.set(xlabel="string length", ylabel="test accuracy", ylim=(0.0, 1.02), title="Parity: accuracy by length")
