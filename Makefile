@@ -40,8 +40,10 @@ test-fast: install
 ui: install
 	zoo ui
 
+## Benchmarks: each prints ratios against a baseline measured in the same run.
 bench: install
 	$(BIN)/python benchmarks/cli_startup.py
+	$(BIN)/python benchmarks/cells.py
 
 clean:
 	rm -rf models metrics plots reports mlflow.db mlartifacts logs data/raw
