@@ -47,6 +47,11 @@ def test_experiment_trains_and_evaluates(project, name):
     assert task.primary in metrics and metrics[task.primary] is not None and math.isfinite(metrics[task.primary])
     plots = layout.plots(name)
     if config.experiments[name].model != "gan":
+        from mlflow.tracking import MlflowClient
+
+        run = json.loads(layout.run_file(name).read_text())
+        history = MlflowClient(tracking_uri=run["tracking_uri"]).get_metric_history(run["run_id"], "grad_norm")
+        assert len(history) >= 2 and all(math.isfinite(m.value) and m.value > 0 for m in history)  # per step
         assert math.isfinite(metrics["grad_log10_decay"])
         assert (plots / "gradient_flow.png").stat().st_size > 1000
     if task.name == "charlm":
