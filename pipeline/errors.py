@@ -51,3 +51,9 @@ class ModelError(ZooError):
 
 
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
+
+
+class Interrupted(ZooError):
+    """Ctrl-C (SIGINT): the stage stopped; where it can, it kept what it needs to resume."""
+
+    exit_code = EXIT_INTERRUPTED

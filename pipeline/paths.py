@@ -43,6 +43,18 @@ class Layout:
     def run_file(self, experiment: str) -> Path:
         return self.model_dir(experiment) / "run.json"
 
+    def resume_dir(self, experiment: str) -> Path:
+        """Training state of an unfinished run (last checkpoint, MLflow run id); outside
+        ``models/`` because DVC clears a stage's outputs before running it again."""
+        return self.root / "checkpoints" / experiment
+
+    def reference_dir(self, dataset: str) -> Path:
+        """The reference classifier of an image dataset (``zoo reference``)."""
+        return self.root / "models" / f"reference-{dataset}"
+
+    def reference_metrics(self, dataset: str) -> Path:
+        return self.root / "metrics" / f"reference-{dataset}.json"
+
     def metrics(self, experiment: str) -> Path:
         return self.root / "metrics" / f"{experiment}.json"
 
@@ -58,10 +70,21 @@ class Layout:
         return self.root / "logs" / "zoo.log"
 
     @property
+    def tracking_root(self) -> Path:
+        """Where the default MLflow store lives: the project folder; for an experiment that
+        ``dvc queue`` runs in a temporary copy (``<project>/.dvc/tmp/exps/...``), the
+        project it was queued from, so its runs land beside the others and outlive the copy."""
+        parts = self.root.parts
+        for i in range(len(parts) - 2):
+            if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+                return Path(*parts[:i])
+        return self.root
+
+    @property
     def default_tracking_uri(self) -> str:
         # MLflow 3 refuses a bare ./mlruns file store: an absolute sqlite URI works everywhere.
-        return f"sqlite:///{(self.root / 'mlflow.db').as_posix()}"
+        return f"sqlite:///{(self.tracking_root / 'mlflow.db').as_posix()}"
 
     @property
     def artifact_root(self) -> Path:
-        return self.root / "mlartifacts"
+        return self.tracking_root / "mlartifacts"

@@ -5,6 +5,7 @@ Only the process of global rank zero writes tracking data (``is_rank_zero``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -43,9 +44,33 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
 
 
 def client(uri: str):
+    """An ``MlflowClient`` whose store is ready. A new sqlite store is created (and an old one
+    migrated) by the first process that opens it; stages started at once (``dvc queue
+    start -j 2``) would race to create the same tables, so they take turns under a file lock."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite" or parsed.path in ("", "/:memory:"):
+        return MlflowClient(tracking_uri=uri)
+    with _file_lock(Path(parsed.path).with_name(Path(parsed.path).name + ".lock")):
+        mlflow_client = MlflowClient(tracking_uri=uri)
+        mlflow_client.search_experiments(max_results=1)  # creates or migrates the tables
+    return mlflow_client
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; one process at a time is the user's job
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def experiment_id(mlflow_client, uri: str, name: str, layout) -> str:

@@ -4,6 +4,11 @@ track it in MLflow.
 Writes ``models/<experiment>/model.ckpt`` and ``run.json`` (the MLflow run id, which the
 evaluate stage logs into). The folder is built under a temporary name and renamed into
 place only when training succeeded.
+
+A run that is killed or interrupted resumes where it stopped (``pipeline.resume``): the
+next ``zoo train`` of the same experiment with the same settings continues from the last
+checkpoint and the same MLflow run. A loss that becomes NaN stops training at once; the
+run is marked FAILED (KILLED for Ctrl-C) and no model is written.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 
 from pipeline import tracking
 from pipeline.atomic import atomic_dir, write_json
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, Interrupted
 
 
 def quiet_lightning() -> None:
@@ -26,6 +31,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*weights_only.*")
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     logging.getLogger("pytorch_lightning.accelerators.cuda").setLevel(logging.WARNING)
     logging.getLogger("pytorch_lightning.trainer.connectors.checkpoint_connector").setLevel(logging.WARNING)
@@ -58,28 +64,53 @@ def train(config, layout, name: str) -> Path:
             f"model '{exp.model}' optimises manually (a GAN); Lightning cannot clip its gradients",
         )
 
+    from pipeline.resume import EpochCheckpoint, FiniteLoss, RandomState, ResumeState, checkpoint_step, fingerprint
+
+    resume = ResumeState(layout.resume_dir(name), fingerprint(config, name, manifest))
+    resume_from, previous_run, note = resume.find()
+    if note:
+        print(f"{name}: {note}")
     rank_zero = tracking.is_rank_zero()
     run_id = experiment_id = None
     logger = False
     if rank_zero:
         mlflow = tracking.client(uri)
         experiment_id = tracking.experiment_id(mlflow, uri, config.tracking.experiment, layout)
-        run = mlflow.create_run(experiment_id, run_name=name, tags=tracking.experiment_tags(config, layout, name, entry.family))
-        run_id = run.info.run_id
-        tracking.log_params(mlflow, run_id, {**exp.flat_params(), **prepared.model_args, "family": entry.family})
+        if previous_run and tracking.run_exists(mlflow, previous_run):
+            run_id = previous_run
+            mlflow.update_run(run_id, status="RUNNING")
+        else:
+            run = mlflow.create_run(experiment_id, run_name=name, tags=tracking.experiment_tags(config, layout, name, entry.family))
+            run_id = run.info.run_id
+            tracking.log_params(mlflow, run_id, {**exp.flat_params(), **prepared.model_args, "family": entry.family})
+        resume.start(run_id)
         logger = MLFlowLogger(experiment_name=config.tracking.experiment, tracking_uri=uri, run_id=run_id)
+    if resume_from is not None:
+        print(f"resuming {name} at step {checkpoint_step(resume_from)} from {resume_from.relative_to(layout.root)} (MLflow run {run_id})")
     setup_seconds = time.perf_counter() - started
 
     with atomic_dir(layout.model_dir(name)) as tmp:
         trainer = pl.Trainer(
             **trainer_args,
             logger=logger,
-            enable_checkpointing=False,
+            callbacks=[EpochCheckpoint(resume.folder), RandomState(), FiniteLoss(name)],
             enable_model_summary=False,
             default_root_dir=tmp,
         )
         fit_started = time.perf_counter()
-        trainer.fit(model, prepared.train, prepared.val)
+        try:
+            trainer.fit(model, prepared.train, prepared.val, ckpt_path=resume_from)
+        except BaseException as exc:
+            interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit)) and trainer.interrupted
+            if rank_zero:
+                mlflow.set_terminated(run_id, "KILLED" if interrupted else "FAILED")
+            if interrupted:
+                saved = resume.checkpoint.relative_to(layout.root) if resume.checkpoint.is_file() else None
+                raise Interrupted(
+                    f"training of {name} interrupted; "
+                    + (f"checkpoint {saved} kept: `zoo train {name}` resumes from it" if saved else "no epoch finished, nothing to resume")
+                ) from None
+            raise
         fit_seconds = time.perf_counter() - fit_started
         checkpoint = tmp / "model.ckpt"
         trainer.save_checkpoint(checkpoint)
@@ -99,5 +130,6 @@ def train(config, layout, name: str) -> Path:
                     "parameters": sum(p.numel() for p in model.parameters()),
                 },
             )
+    resume.clear()
     print(f"trained {name} in {fit_seconds:.1f} s (set-up {setup_seconds:.1f} s): {layout.checkpoint(name).relative_to(layout.root)}, MLflow run {run_id}")
     return layout.checkpoint(name)

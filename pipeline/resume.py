@@ -1,0 +1,167 @@
+"""Training that survives being killed: checkpoints, resumption and a guard against NaN.
+
+While an experiment trains, ``checkpoints/<experiment>/`` holds
+- ``last.ckpt``: Lightning's full training state (weights, optimisers, loop counters, the
+  random number generators) at the end of the last finished epoch, written atomically;
+- ``resume.json``: the MLflow run id and a fingerprint of everything that decides the
+  result (the experiment's settings, the trainer's, the seed and the dataset's hashes).
+
+``zoo train`` finds them, and when the fingerprint still matches it resumes from the
+checkpoint and continues the same MLflow run; with other settings it starts afresh. The
+folder is removed once the model is written. It lives outside ``models/`` because DVC
+deletes a stage's outputs before running the stage again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+
+from pipeline.atomic import atomic_path, write_json
+from pipeline.errors import TrainingError
+
+CHECKPOINT = "last.ckpt"
+META = "resume.json"
+
+
+def fingerprint(config, name: str, manifest: dict) -> str:
+    """Hash of what decides a training run's outcome: resuming with other settings would mix two runs."""
+    exp = config.experiment(name)
+    payload = {
+        "seed": config.experiment_seed(name),
+        "common": exp.common.model_dump(mode="json"),
+        "settings": exp.settings.model_dump(mode="json"),
+        "trainer": exp.trainer.model_dump(mode="json"),
+        "data": manifest.get("files", manifest.get("sha256", manifest)),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    folder: Path
+    fingerprint: str
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / CHECKPOINT
+
+    def find(self) -> tuple[Path | None, str | None, str | None]:
+        """(checkpoint to resume from, MLflow run id, why nothing is resumed) for this fingerprint."""
+        meta_file = self.folder / META
+        if not meta_file.is_file():
+            return None, None, None
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = {}
+        if meta.get("fingerprint") != self.fingerprint:
+            self.clear()
+            return None, None, "settings or data changed since the interrupted run: starting afresh"
+        checkpoint = self.checkpoint if self.checkpoint.is_file() else None
+        return checkpoint, meta.get("run_id"), None
+
+    def start(self, run_id: str | None) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_json(self.folder / META, {"fingerprint": self.fingerprint, "run_id": run_id})
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def checkpoint_step(path: Path) -> int:
+    """Training steps done in a Lightning checkpoint."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    return int(state.get("global_step", 0))
+
+
+class EpochCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` at the end of every training epoch, replaced atomically so a kill while
+    writing leaves the previous one intact. On Ctrl-C the state at that moment is saved too."""
+
+    def __init__(self, folder: Path):
+        super().__init__(
+            dirpath=folder,
+            filename=Path(CHECKPOINT).stem,
+            monitor=None,
+            save_top_k=1,
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        )
+        self.folder = Path(folder)
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        with atomic_path(Path(filepath)) as tmp:
+            trainer.save_checkpoint(tmp, self.save_weights_only)
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0:
+            with atomic_path(self.folder / CHECKPOINT) as tmp:
+                trainer.save_checkpoint(tmp)
+
+
+class RandomState(Callback):
+    """Carries the random number generators in the checkpoint (dropout masks, GAN noise), so a
+    resumed run draws the same numbers as an uninterrupted one; and keeps the training
+    loader's place in the epoch current, for checkpoints taken in the middle of one."""
+
+    def state_dict(self) -> dict[str, Any]:
+        # Plain tensors and tuples only: Lightning loads checkpoints with ``weights_only=True``.
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        numpy_state = (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
+        state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._set_position(trainer, 0)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._set_position(trainer, batch_idx + 1)
+
+    @staticmethod
+    def _set_position(trainer, batches: int) -> None:
+        """Tell the training loader how far into the epoch training is (``ResumableLoader``)."""
+        loader = trainer.train_dataloader
+        if hasattr(loader, "position"):
+            loader.position = batches
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        kind, keys, pos, has_gauss, cached = state_dict["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        random.setstate(state_dict["python"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class FiniteLoss(Callback):
+    """Stops training at the first step whose loss is NaN or infinite, naming the experiment
+    and the step. Reads the loss(es) a ``training_step`` returns: a tensor, or a dict of them."""
+
+    def __init__(self, experiment: str):
+        self.experiment = experiment
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        values = outputs.items() if isinstance(outputs, dict) else [("loss", outputs)]
+        for key, value in values:
+            if isinstance(value, torch.Tensor) and value.numel() and not bool(torch.isfinite(value.detach()).all()):
+                raise TrainingError(
+                    f"experiments.{self.experiment}: {key} became {value.detach().float().flatten()[0].item()} "
+                    f"at step {trainer.fit_loop.epoch_loop.total_batch_idx} (epoch {trainer.current_epoch}, batch {batch_idx}); "
+                    "training stopped and no model written. Lower the learning rate or set trainer.gradient_clip_val"
+                )

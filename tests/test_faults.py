@@ -1,0 +1,264 @@
+"""Faults and interruptions (issue 7's matrix): a killed or interrupted training run resumes
+where it stopped and ends exactly where an uninterrupted one does; a NaN loss stops training
+at once; stages started together share one sqlite store; the same seed gives the same result.
+
+Rows tested elsewhere: bad settings and malformed YAML (test_config, test_cli), missing or
+tampered data and failing downloads (test_datasets, test_download), an unreachable tracking
+server, corrupt checkpoints and deleted runs (test_cli), atomic outputs (test_cli, test_datasets).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, repo_params, shrink, write_params
+from pipeline import config as config_mod
+from pipeline.errors import TrainingError
+from pipeline.paths import Layout
+
+EXPERIMENT = "parity-lstm"
+
+
+def small_project(folder: Path, experiments: tuple[str, ...] = (EXPERIMENT,), **trainer) -> Path:
+    """A project with one dataset and a few experiments, a few seconds an epoch."""
+    params = shrink(repo_params())
+    params["experiments"] = {k: params["experiments"][k] for k in experiments}
+    params["datasets"] = {"parity": {**params["datasets"]["parity"], "n_train": 4000}}
+    params.pop("references", None)
+    for body in params["experiments"].values():
+        body["trainer"].update({"max_epochs": 3, "limit_train_batches": 16, **trainer})
+    folder.mkdir(parents=True, exist_ok=True)
+    write_params(folder, params)
+    return folder
+
+
+def env() -> dict[str, str]:
+    out = {k: v for k, v in os.environ.items() if k != "ZOO_ROOT"}
+    out["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{out.get('PATH', '')}"
+    out["PYTHONPATH"] = str(REPO)
+    return out
+
+
+def zoo(folder: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=folder, env=env(), capture_output=True, text=True, timeout=600)
+    if check:
+        assert proc.returncode == 0, f"zoo {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def start_training(folder: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "train", EXPERIMENT], cwd=folder, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.is_file():
+        assert proc.poll() is None, f"training ended before {path} appeared:\n{proc.communicate()[1]}"
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.01)
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return torch.load(folder / "models" / EXPERIMENT / "model.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+
+
+def mlflow_runs(folder: Path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("rnngan-zoo")
+    return client, client.search_runs([exp.experiment_id], "tags.`zoo.kind` = 'experiment'")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    folder = small_project(tmp_path_factory.mktemp("faults") / "straight")
+    zoo(folder, "fetch", "parity")
+    zoo(folder, "train", EXPERIMENT)
+    zoo(folder, "evaluate", EXPERIMENT)
+    return folder
+
+
+def assert_same_model(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], rtol=0, atol=1e-6, msg=key)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_resumes_from_checkpoint_and_matches_uninterrupted_run(tmp_path, uninterrupted):
+    folder = small_project(tmp_path / "killed")
+    zoo(folder, "fetch", "parity")
+    layout = Layout(folder)
+    proc = start_training(folder)
+    wait_for(layout.resume_dir(EXPERIMENT) / "last.ckpt", proc)  # epoch 1 done: kill in epoch 2
+    proc.kill()
+    proc.wait()
+    run_id = json.loads((layout.resume_dir(EXPERIMENT) / "resume.json").read_text())["run_id"]
+    assert not layout.model_dir(EXPERIMENT).exists()  # nothing half-written
+
+    resumed = zoo(folder, "train", EXPERIMENT)
+    assert f"resuming {EXPERIMENT} at step" in resumed.stdout
+    assert json.loads(layout.run_file(EXPERIMENT).read_text())["run_id"] == run_id  # the same MLflow run
+    assert not layout.resume_dir(EXPERIMENT).exists()
+    assert_same_model(folder, uninterrupted)
+
+    zoo(folder, "evaluate", EXPERIMENT)
+    metrics = json.loads(layout.metrics(EXPERIMENT).read_text())
+    expected = json.loads(Layout(uninterrupted).metrics(EXPERIMENT).read_text())
+    assert metrics == pytest.approx(expected, abs=1e-6)
+
+    client, runs = mlflow_runs(folder)
+    assert [r.info.run_id for r in runs] == [run_id]
+    assert runs[0].info.status == "FINISHED"
+    epochs = {int(m.value) for m in client.get_metric_history(run_id, "epoch")}
+    assert epochs == {0, 1, 2}  # the whole history, across the kill
+    assert len(client.get_metric_history(run_id, "val_loss")) == 3
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_marks_the_run_killed_and_the_next_run_resumes(tmp_path, uninterrupted):
+    folder = small_project(tmp_path / "interrupted")
+    zoo(folder, "fetch", "parity")
+    layout = Layout(folder)
+    proc = start_training(folder)
+    wait_for(layout.resume_dir(EXPERIMENT) / "last.ckpt", proc)
+    time.sleep(0.2)  # into the second epoch
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and f"zoo train {EXPERIMENT}` resumes" in stderr
+    assert "Traceback" not in stderr
+    _, runs = mlflow_runs(folder)
+    assert [r.info.status for r in runs] == ["KILLED"]
+    assert not layout.model_dir(EXPERIMENT).exists()
+
+    resumed = zoo(folder, "train", EXPERIMENT)
+    assert "resuming" in resumed.stdout
+    _, runs = mlflow_runs(folder)
+    assert [r.info.status for r in runs] == ["FINISHED"]
+    assert_same_model(folder, uninterrupted)  # the checkpoint taken mid-epoch resumes exactly
+
+
+def test_changed_settings_do_not_resume_an_old_checkpoint(tmp_path):
+    from pipeline.resume import ResumeState
+
+    state = ResumeState(tmp_path / "checkpoints" / "x", "fingerprint-a")
+    state.start("run-1")
+    (state.folder / "last.ckpt").write_bytes(b"checkpoint")
+    assert state.find() == (state.folder / "last.ckpt", "run-1", None)
+    other = ResumeState(state.folder, "fingerprint-b")
+    checkpoint, run_id, note = other.find()
+    assert checkpoint is None and run_id is None and "starting afresh" in note
+    assert not state.folder.exists()
+
+
+def test_nan_loss_stops_training_names_the_step_and_writes_no_model(project, monkeypatch):
+    from lightning_modules.recurrent import SequenceClassifier
+    from pipeline.stages.fetch import fetch
+    from pipeline.stages.train import train
+
+    original = SequenceClassifier.training_step
+
+    def poisoned(self, batch, batch_idx):
+        loss = original(self, batch, batch_idx)
+        return loss * float("nan") if self.global_step >= 2 else loss
+
+    monkeypatch.setattr(SequenceClassifier, "training_step", poisoned)
+    config = config_mod.load(project / "params.yaml")
+    layout = Layout(project)
+    fetch(config, layout, "parity")
+    with pytest.raises(TrainingError, match=r"experiments\.parity-rnn: loss became nan at step 2"):
+        train(config, layout, "parity-rnn")
+    assert not layout.model_dir("parity-rnn").exists()
+    assert not [p for p in (project / "models").iterdir()]  # no temporary folder left either
+    _, runs = mlflow_runs(project)
+    assert [(r.info.run_name, r.info.status) for r in runs] == [("parity-rnn", "FAILED")]
+
+
+def test_same_seed_gives_the_same_metrics(tmp_path):
+    from pipeline.stages.evaluate import evaluate
+    from pipeline.stages.fetch import fetch
+    from pipeline.stages.train import train
+
+    results = []
+    for name in ("first", "second"):
+        folder = small_project(tmp_path / name, ("parity-rnn",), max_epochs=1, limit_train_batches=6)
+        config, layout = config_mod.load(folder / "params.yaml"), Layout(folder)
+        fetch(config, layout, "parity")
+        train(config, layout, "parity-rnn")
+        evaluate(config, layout, "parity-rnn")
+        results.append(json.loads(layout.metrics("parity-rnn").read_text()))
+    assert results[0] == results[1]  # bit for bit on CPU
+
+
+@pytest.mark.slow
+def test_stages_started_together_share_one_sqlite_store(tmp_path):
+    """Two training stages at once against a store neither has created yet: the table
+    creation race and 'database is locked' must not fail either of them."""
+    folder = small_project(tmp_path / "together", ("parity-rnn", "parity-lstm"), max_epochs=1, limit_train_batches=4)
+    zoo(folder, "fetch", "parity")
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "pipeline", "train", name], cwd=folder, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name in ("parity-rnn", "parity-lstm")
+    ]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr
+    _, runs = mlflow_runs(folder)
+    assert sorted((r.info.run_name, r.info.status) for r in runs) == [("parity-lstm", "FINISHED"), ("parity-rnn", "FINISHED")]
+
+
+@pytest.mark.slow
+def test_dvc_queue_runs_two_experiments_at_once_into_the_projects_store(tmp_path):
+    """`dvc exp run --queue` twice and `dvc queue start -j 2`: both experiments run at once in
+    DVC's temporary copies, and both runs land in the project's own MLflow store."""
+    dest = tmp_path / "queued"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).write_bytes((REPO / rel).read_bytes())
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    params = shrink(repo_params())
+    params["experiments"] = {"parity-rnn": params["experiments"]["parity-rnn"]}
+    params["datasets"] = {"parity": params["datasets"]["parity"]}
+    if "references" in params:
+        params["references"] = {}
+    write_params(dest, params)
+    environ = {**env(), "GIT_AUTHOR_NAME": "test", "GIT_COMMITTER_NAME": "test", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    environ.pop("PYTHONPATH")
+
+    def run(*cmd: str) -> str:
+        proc = subprocess.run(cmd, cwd=dest, env=environ, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout}\n{proc.stderr}"
+        return proc.stdout
+
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        run(*cmd)
+    for hidden in (16, 32):
+        run("dvc", "exp", "run", "--queue", "-S", f"experiments.parity-rnn.hidden_size={hidden}")
+    run("dvc", "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 900
+    while True:
+        status = run("dvc", "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    assert status.count("Success") == 2, status
+    client, runs = mlflow_runs(dest)
+    assert sorted((r.info.status, r.data.params["hidden_size"]) for r in runs) == [("FINISHED", "16"), ("FINISHED", "32")]
