@@ -31,12 +31,25 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     """Fail fast, naming the URI, when a tracking server does not answer."""
     parsed = urlparse(uri)
     if parsed.scheme in ("http", "https"):
+        import urllib.error
+        import urllib.request
+
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         try:
             with socket.create_connection((parsed.hostname, port), timeout=timeout):
                 pass
         except OSError as exc:
             raise TrackingError(f"MLflow tracking server {uri} is unreachable ({exc.strerror or exc}); start it or set tracking.uri") from None
+        # Something listens; is it an MLflow server? (A proxy or another service answers too.)
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
+                healthy, detail = response.status == 200, f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            healthy, detail = False, f"HTTP {exc.code}"
+        except (OSError, ValueError) as exc:
+            healthy, detail = False, str(getattr(exc, "reason", exc))
+        if not healthy:
+            raise TrackingError(f"MLflow tracking server {uri} does not answer ({detail}); start it or set tracking.uri")
     elif parsed.scheme == "sqlite":
         folder = Path(parsed.path).parent
         if not folder.is_dir():

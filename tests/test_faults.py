@@ -2,9 +2,9 @@
 where it stopped and ends exactly where an uninterrupted one does; a NaN loss stops training
 at once; stages started together share one sqlite store; the same seed gives the same result.
 
-Rows tested elsewhere: bad settings and malformed YAML (test_config, test_cli), missing or
-tampered data and failing downloads (test_datasets, test_download), an unreachable tracking
-server, corrupt checkpoints and deleted runs (test_cli), atomic outputs (test_cli, test_datasets).
+Also here: an unreachable tracking server, corrupt or foreign checkpoints, a deleted MLflow
+run. Rows tested elsewhere: bad settings and malformed YAML (test_config), missing or tampered
+data and an interrupted fetch (test_cli), failing downloads (test_download).
 """
 
 from __future__ import annotations
@@ -262,3 +262,86 @@ def test_dvc_queue_runs_two_experiments_at_once_into_the_projects_store(tmp_path
     assert status.count("Success") == 2, status
     client, runs = mlflow_runs(dest)
     assert sorted((r.info.status, r.data.params["hidden_size"]) for r in runs) == [("FINISHED", "16"), ("FINISHED", "32")]
+
+
+# --- tracking server, checkpoints, deleted runs (through the CLI, as a user meets them) ---
+
+def cli(*args: str):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("uri", [f"http://127.0.0.1:{free_port()}", "http://10.255.255.1:5000"], ids=["refused", "no-answer"])
+def test_unreachable_tracking_server_fails_fast_naming_it_before_training(project, small_params, uri):
+    small_params["tracking"]["uri"] = uri
+    write_params(project, small_params)
+    assert cli("fetch", "parity").exit_code == 0
+    started = time.monotonic()
+    result = cli("train", "parity-rnn")
+    assert time.monotonic() - started < 15
+    assert result.exit_code == 4, result.output
+    assert uri in result.output and "Traceback" not in result.output
+    assert not (project / "models").exists() and not (project / "checkpoints").exists()
+
+
+@pytest.fixture
+def trained(project):
+    assert cli("fetch", "parity").exit_code == 0
+    result = cli("train", "parity-rnn")
+    assert result.exit_code == 0, result.output
+    return project
+
+
+def test_corrupt_checkpoint_is_named(trained):
+    checkpoint = trained / "models" / "parity-rnn" / "model.ckpt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    result = cli("evaluate", "parity-rnn")
+    assert result.exit_code == 6, result.output
+    assert str(checkpoint) in result.output and "Traceback" not in result.output
+    assert not (trained / "metrics" / "parity-rnn.json").exists()
+
+
+def test_checkpoint_of_another_architecture_is_named(trained):
+    checkpoint = trained / "models" / "parity-rnn" / "model.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state["hyper_parameters"]["hidden_size"] = 16  # weights of a 64-unit network, hyper-parameters of a 16-unit one
+    torch.save(state, checkpoint)
+    result = cli("evaluate", "parity-rnn")
+    assert result.exit_code == 6, result.output
+    assert str(checkpoint) in result.output and "model 'rnn'" in result.output
+
+
+def test_evaluation_of_a_deleted_run_logs_into_a_new_tagged_run(trained):
+    run_id = json.loads((trained / "models" / "parity-rnn" / "run.json").read_text())["run_id"]
+    client, _ = mlflow_runs(trained)
+    client.delete_run(run_id)
+    result = cli("evaluate", "parity-rnn")
+    assert result.exit_code == 0, result.output
+    _, runs = mlflow_runs(trained)
+    assert len(runs) == 1 and runs[0].info.run_id != run_id
+    assert run_id in runs[0].data.tags["zoo.note"] and "not found" in runs[0].data.tags["zoo.note"]
+    assert "accuracy" in runs[0].data.metrics
+
+
+def test_interrupted_evaluation_leaves_no_partial_output(trained, monkeypatch):
+    from pipeline.tasks.parity import ParityTask
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ParityTask, "evaluate", interrupted)
+    result = cli("evaluate", "parity-rnn")
+    assert result.exit_code == 130
+    assert not (trained / "metrics").exists() or not list((trained / "metrics").iterdir())
+    assert not (trained / "plots").exists() or not list((trained / "plots").iterdir())
