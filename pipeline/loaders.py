@@ -47,13 +47,19 @@ class EpochBatchSampler(BatchSampler):
     def __init__(self, sampler, batch_size: int, drop_last: bool):
         super().__init__(sampler, batch_size, drop_last)
         self.epoch, self.skip_epoch, self.skip = 0, -1, 0
+        self._told, self._started = False, False
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.epoch, self._told = epoch, True
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
 
     def __iter__(self):
+        if self._started and not self._told:
+            # Nobody called set_epoch (Lightning's DistributedSamplerWrapper calls its own):
+            # count epochs here, so each still gets a new order.
+            self.set_epoch(self.epoch + 1)
+        self._started, self._told = True, False
         skip = self.skip if self.epoch == self.skip_epoch else 0
         self.skip_epoch = -1  # once
         for i, batch in enumerate(super().__iter__()):

@@ -56,8 +56,9 @@ class ResumeState:
     def checkpoint(self) -> Path:
         return self.folder / CHECKPOINT
 
-    def find(self) -> tuple[Path | None, str | None, str | None]:
-        """(checkpoint to resume from, MLflow run id, why nothing is resumed) for this fingerprint."""
+    def find(self, owner: bool = True) -> tuple[Path | None, str | None, str | None]:
+        """(checkpoint to resume from, MLflow run id, why nothing is resumed) for this fingerprint.
+        The ``owner`` (global rank zero) removes a stale state; other processes only read."""
         meta_file = self.folder / META
         if not meta_file.is_file():
             return None, None, None
@@ -66,7 +67,8 @@ class ResumeState:
         except (OSError, ValueError):
             meta = {}
         if meta.get("fingerprint") != self.fingerprint:
-            self.clear()
+            if owner:
+                self.clear()
             return None, None, "settings or data changed since the interrupted run: starting afresh"
         checkpoint = self.checkpoint if self.checkpoint.is_file() else None
         return checkpoint, meta.get("run_id"), None
@@ -102,15 +104,23 @@ class EpochCheckpoint(ModelCheckpoint):
         self.folder = Path(folder)
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        with atomic_path(Path(filepath)) as tmp:
-            trainer.save_checkpoint(tmp, self.save_weights_only)
+        save_atomically(trainer, Path(filepath), self.save_weights_only)
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0:
-            with atomic_path(self.folder / CHECKPOINT) as tmp:
-                trainer.save_checkpoint(tmp)
+        if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0 and trainer.world_size == 1:
+            save_atomically(trainer, self.folder / CHECKPOINT)
+
+
+def save_atomically(trainer: pl.Trainer, path: Path, weights_only: bool = False) -> None:
+    """``trainer.save_checkpoint`` to a temporary name, then renamed. Every process calls it
+    (it synchronises them); only global rank zero writes."""
+    if not trainer.is_global_zero:
+        trainer.save_checkpoint(path, weights_only)
+        return
+    with atomic_path(path) as tmp:
+        trainer.save_checkpoint(tmp, weights_only)
 
 
 class RandomState(Callback):

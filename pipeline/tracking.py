@@ -20,7 +20,12 @@ KIND_REPORT = "report"
 
 
 def is_rank_zero() -> bool:
-    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
+    """Whether this process has global rank zero: torchrun and SLURM set ``RANK`` /
+    ``SLURM_PROCID``; the processes Lightning launches itself get ``NODE_RANK`` and ``LOCAL_RANK``."""
+    for var in ("RANK", "SLURM_PROCID"):
+        if var in os.environ:
+            return int(os.environ[var]) == 0
+    return int(os.environ.get("NODE_RANK", "0")) == 0 and int(os.environ.get("LOCAL_RANK", "0")) == 0
 
 
 def resolve_uri(config, layout) -> str:

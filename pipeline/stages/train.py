@@ -13,6 +13,8 @@ run is marked FAILED (KILLED for Ctrl-C) and no model is written.
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -35,6 +37,12 @@ def quiet_lightning() -> None:
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     logging.getLogger("pytorch_lightning.accelerators.cuda").setLevel(logging.WARNING)
     logging.getLogger("pytorch_lightning.trainer.connectors.checkpoint_connector").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def _scratch():
+    with tempfile.TemporaryDirectory(prefix="zoo-rank-") as folder:
+        yield Path(folder)
 
 
 def train(config, layout, name: str) -> Path:
@@ -67,10 +75,10 @@ def train(config, layout, name: str) -> Path:
     from pipeline.resume import EpochCheckpoint, FiniteLoss, RandomState, ResumeState, checkpoint_step, fingerprint
 
     resume = ResumeState(layout.resume_dir(name), fingerprint(config, name, manifest))
-    resume_from, previous_run, note = resume.find()
-    if note:
-        print(f"{name}: {note}")
     rank_zero = tracking.is_rank_zero()
+    resume_from, previous_run, note = resume.find(owner=rank_zero)
+    if note and rank_zero:
+        print(f"{name}: {note}")
     run_id = experiment_id = None
     logger = False
     if rank_zero:
@@ -85,11 +93,13 @@ def train(config, layout, name: str) -> Path:
             tracking.log_params(mlflow, run_id, {**exp.flat_params(), **prepared.model_args, "family": entry.family})
         resume.start(run_id)
         logger = MLFlowLogger(experiment_name=config.tracking.experiment, tracking_uri=uri, run_id=run_id)
-    if resume_from is not None:
+    if resume_from is not None and rank_zero:
         print(f"resuming {name} at step {checkpoint_step(resume_from)} from {resume_from.relative_to(layout.root)} (MLflow run {run_id})")
     setup_seconds = time.perf_counter() - started
 
-    with atomic_dir(layout.model_dir(name)) as tmp:
+    # Only rank zero writes the model folder; other processes of a distributed run get a
+    # scratch folder (Lightning's checkpoint saving is collective but writes on rank zero).
+    with (atomic_dir(layout.model_dir(name)) if rank_zero else _scratch()) as tmp:
         trainer = pl.Trainer(
             **trainer_args,
             logger=logger,
@@ -130,6 +140,8 @@ def train(config, layout, name: str) -> Path:
                     "parameters": sum(p.numel() for p in model.parameters()),
                 },
             )
+    if not rank_zero:
+        return layout.checkpoint(name)
     resume.clear()
     print(f"trained {name} in {fit_seconds:.1f} s (set-up {setup_seconds:.1f} s): {layout.checkpoint(name).relative_to(layout.root)}, MLflow run {run_id}")
     return layout.checkpoint(name)
