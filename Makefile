@@ -20,7 +20,9 @@ $(STAMP): pyproject.toml
 
 ## The whole pipeline on the embedded default data (offline).
 repro: install
+	@mkdir -p logs && date +%Y-%m-%dT%H:%M:%S > logs/repro.started
 	dvc repro
+	@$(BIN)/python benchmarks/pipeline.py > /dev/null 2>&1 && echo "Per-stage times and peak memory: logs/pipeline_timing.md" || true
 	@echo
 	@echo "Results:"
 	@echo "  reports/leaderboard.md   the comparison, one table per task (and its plots)"
@@ -44,6 +46,8 @@ ui: install
 bench: install
 	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/cells.py
+	$(BIN)/python benchmarks/training_loop.py
+	$(BIN)/python benchmarks/gpu.py
 
 clean:
 	rm -rf models metrics plots reports mlflow.db mlartifacts logs data/raw

@@ -50,6 +50,8 @@ def train_step_seconds(model: nn.Module, optimizer, x) -> float:
     model(x).sum().backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    if x.is_cuda:
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
@@ -60,15 +62,19 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256, help="hidden size = input size")
     parser.add_argument("--repeat", type=int, default=6, help="timed rounds")
     parser.add_argument("--cells", default=",".join(CELL_NAMES), help="comma-separated subset")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (nn.LSTM is then cuDNN's)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    x = torch.randn(args.batch, args.steps, args.hidden)
+    device = torch.device(args.device)
+    x = torch.randn(args.batch, args.steps, args.hidden, device=device)
     models = {"nn.LSTM": TorchLSTM(args.hidden)}
     for cell in args.cells.split(","):
         models[cell] = Outputs(Recurrent(cell, args.hidden, args.hidden, fused=False))
     for cell in FUSABLE:
         if cell in args.cells.split(","):
             models[f"{cell} (fused)"] = Outputs(Recurrent(cell, args.hidden, args.hidden, fused=True))
+    for model in models.values():
+        model.to(device)
     optimizers = {name: torch.optim.SGD(m.parameters(), lr=1e-6) for name, m in models.items()}
     for name, model in models.items():  # warm-up: allocator, thread pool
         train_step_seconds(model, optimizers[name], x)
@@ -83,7 +89,8 @@ def main() -> None:
             times[name].append(own)
             ratios[name].append(base / own)
 
-    print(f"batch {args.batch}, {args.steps} steps, {args.hidden} units, {torch.get_num_threads()} threads, "
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+    print(f"batch {args.batch}, {args.steps} steps, {args.hidden} units, {where}, "
           f"median of {args.repeat} rounds; ratio > 1: faster than nn.LSTM")
     print(f"{'cell':<16}{'params':>10}{'steps/s':>10}{'ratio':>8}")
     ratio = {name: statistics.median(r) for name, r in ratios.items()}

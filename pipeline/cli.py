@@ -8,6 +8,7 @@ shell completion are fast.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 
 _state = {"verbose": False, "params": None}
+_STARTED = time.perf_counter()  # process start, near enough: imports before this are light
 
 
 def _raw_names(section: str) -> list[str]:
@@ -59,7 +61,9 @@ def _run(action: Callable, overrides: Optional[List[str]] = None) -> None:
     try:
         layout, params, config_mod = _context()
         config = config_mod.load(params, overrides)
+        started = time.perf_counter()
         action(config, layout)
+        _record_stage(layout, time.perf_counter() - started)
     except ZooError as exc:
         if not isinstance(exc, ConfigError):  # a bad setting writes nothing, not even a log
             _log_traceback(layout)
@@ -79,6 +83,33 @@ def _run(action: Callable, overrides: Optional[List[str]] = None) -> None:
         where = _log_traceback(layout)
         typer.echo(f"error: {type(exc).__name__}: {exc} (traceback in {where}; --verbose shows it)", err=True)
         raise typer.Exit(1)
+
+
+def _record_stage(layout, seconds: float) -> None:
+    """One line per finished stage in ``logs/stages.jsonl`` (wall time, peak memory) for
+    ``benchmarks/pipeline.py``; ``zoo list`` and other read-only commands are not recorded."""
+    command = sys.argv[1:2]
+    if not command or command[0] not in ("fetch", "reference", "train", "evaluate", "compare"):
+        return
+    try:
+        import datetime
+        import json
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        entry = {
+            "stage": command[0],
+            "target": " ".join(a for a in sys.argv[2:3] if not a.startswith("-")),
+            "seconds": round(seconds, 2),
+            "process_seconds": round(time.perf_counter() - _STARTED, 2),
+            "peak_rss_mib": round(peak, 1),
+            "finished": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
+        layout.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with (layout.log_file.parent / "stages.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+    except (OSError, ImportError):  # bookkeeping must never fail a stage (no `resource` on Windows)
+        pass
 
 
 def _log_traceback(layout) -> str:
@@ -194,6 +225,19 @@ def evaluate(
         run(config, layout, experiment)
 
     _run(action, overrides)
+
+
+@app.command()
+def reference(dataset: str = typer.Argument(..., help="A dataset of params.yaml (an image dataset trains a classifier).", autocompletion=_complete("datasets"))) -> None:
+    """Train an image dataset's reference classifier (models/reference-DATASET/), whose features and
+    predictions measure the image GANs; its accuracy and the real-data metrics go to metrics/."""
+
+    def action(config, layout):
+        from pipeline.stages.reference import reference as run
+
+        run(config, layout, dataset)
+
+    _run(action)
 
 
 @app.command()

@@ -53,6 +53,16 @@ class SamplingSettings(Strict):
     length: int = Field(500, ge=1)
 
 
+class ReferenceSettings(Strict):
+    """The reference classifier of an image dataset (``zoo reference DATASET``), whose features
+    and predictions measure the image GANs (REFERENCE.md, "Metrics")."""
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    features: int = Field(128, ge=2, description="width of the penultimate layer (the Fréchet distance's feature space)")
+
+
 class ExperimentCommon(Strict):
     """Keys every experiment has; all other keys are the model's own settings."""
 
@@ -117,6 +127,7 @@ class Config(BaseModel):
     trainer: TrainerSettings
     datasets: dict[str, Dataset]
     experiments: dict[str, Experiment]
+    references: dict[str, ReferenceSettings] = Field(default_factory=dict)  # image datasets' classifiers
     source: Optional[Path] = None
 
     def experiment(self, name: str) -> Experiment:
@@ -128,6 +139,10 @@ class Config(BaseModel):
         if name not in self.datasets:
             raise ConfigError("", f"unknown dataset '{name}'; choose from: {', '.join(self.datasets) or '(none)'}")
         return self.datasets[name]
+
+    def reference(self, dataset: str) -> ReferenceSettings:
+        """The reference classifier's settings of an image dataset (defaults when not set)."""
+        return self.references.get(dataset) or ReferenceSettings()
 
     def experiment_seed(self, name: str) -> int:
         own = self.experiments[name].common.seed
@@ -171,6 +186,7 @@ def _choice(value: Any, choices: Any, path: str, what: str) -> str:
 
 
 TOP_LEVEL = {"seed", "tracking", "trainer", "datasets", "experiments"}
+OPTIONAL_TOP_LEVEL = {"references"}
 
 
 def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
@@ -183,7 +199,7 @@ def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
         raise ConfigError("", "params.yaml must be a mapping with the sections: " + ", ".join(sorted(TOP_LEVEL)))
     raw = apply_overrides(raw, overrides or [])
     for key in raw:
-        if key not in TOP_LEVEL:
+        if key not in TOP_LEVEL | OPTIONAL_TOP_LEVEL:
             raise ConfigError(str(key), "unknown key")
     for key in TOP_LEVEL:
         if key not in raw:
@@ -235,7 +251,19 @@ def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
         experiment_trainer = _validate(TrainerSettings, merged, f"{path}.trainer")
         experiments[name] = Experiment(name=name, common=common, settings=settings, trainer=experiment_trainer)
 
-    return Config(seed=seed, tracking=tracking, trainer=trainer, datasets=datasets, experiments=experiments)
+    references: dict[str, ReferenceSettings] = {}
+    raw_references = raw.get("references") or {}
+    if not isinstance(raw_references, dict):
+        raise ConfigError("references", "expected a mapping of image dataset name to reference-classifier settings")
+    image_sources = TASKS["images"].sources
+    for name, body in raw_references.items():
+        path = f"references.{name}"
+        _choice(name, datasets, path, "dataset")
+        if datasets[name].source not in image_sources:
+            raise ConfigError(path, f"a reference classifier needs an image dataset (source {', '.join(sorted(image_sources))}), got source '{datasets[name].source}'")
+        references[name] = _validate(ReferenceSettings, body, path)
+
+    return Config(seed=seed, tracking=tracking, trainer=trainer, datasets=datasets, experiments=experiments, references=references)
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:

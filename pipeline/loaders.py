@@ -39,20 +39,24 @@ class EpochShuffle(Sampler[int]):
         return iter(torch.randperm(self.n, generator=generator).tolist())
 
 
-class EpochBatchSampler(BatchSampler):
-    """``BatchSampler`` that knows its epoch (Lightning calls ``set_epoch`` on
-    ``DataLoader.sampler``, which is this object when batches are sampled whole) and can
-    skip the batches of an epoch that a resumed run has already trained on."""
+class ResumableBatches(Sampler[list[int]]):
+    """Wraps a sampler of whole batches: passes ``set_epoch`` on (Lightning calls it on
+    ``DataLoader.sampler``, which is this object when batches are sampled whole) and skips
+    the batches of an epoch that a resumed run has already trained on."""
 
-    def __init__(self, sampler, batch_size: int, drop_last: bool):
-        super().__init__(sampler, batch_size, drop_last)
+    def __init__(self, batch_sampler):
+        self.batch_sampler = batch_sampler
         self.epoch, self.skip_epoch, self.skip = 0, -1, 0
         self._told, self._started = False, False
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self._told = epoch, True
-        if hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(epoch)
+        for inner in (self.batch_sampler, getattr(self.batch_sampler, "sampler", None)):
+            if hasattr(inner, "set_epoch"):
+                inner.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
 
     def __iter__(self):
         if self._started and not self._told:
@@ -62,7 +66,7 @@ class EpochBatchSampler(BatchSampler):
         self._started, self._told = True, False
         skip = self.skip if self.epoch == self.skip_epoch else 0
         self.skip_epoch = -1  # once
-        for i, batch in enumerate(super().__iter__()):
+        for i, batch in enumerate(self.batch_sampler):
             if i >= skip:
                 yield batch
 
@@ -79,9 +83,14 @@ class ResumableLoader(DataLoader):
         self.sampler.skip_epoch, self.sampler.skip = int(state["epoch"]), int(state["batches"])
 
 
+def batch_loader(arrays: list[np.ndarray], batch_sampler) -> DataLoader:
+    """A resumable loader over in-memory arrays whose batches (lists of indices) come from
+    ``batch_sampler`` (which may have ``set_epoch``)."""
+    dataset = TensorDataset(*(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays))
+    return ResumableLoader(dataset, sampler=ResumableBatches(batch_sampler), batch_size=None, num_workers=0)
+
+
 def batches(arrays: list[np.ndarray], batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
-    dataset = TensorDataset(*tensors)
-    base = EpochShuffle(len(dataset), seed) if shuffle else SequentialSampler(dataset)
-    sampler = EpochBatchSampler(base, batch_size=batch_size, drop_last=False)
-    return ResumableLoader(dataset, sampler=sampler, batch_size=None, num_workers=0)
+    n = len(arrays[0])
+    base = EpochShuffle(n, seed) if shuffle else SequentialSampler(range(n))
+    return batch_loader(arrays, BatchSampler(base, batch_size=batch_size, drop_last=False))

@@ -40,3 +40,84 @@ def mixture_metrics(samples: np.ndarray, means: np.ndarray, std: float) -> dict[
         "high_quality_pct": float(100.0 * high_quality.mean()) if len(samples) else 0.0,
         "reverse_kl": reverse_kl,
     }
+
+
+# ---------------------------------------------------------------------- sequence outputs
+# Hypotheses and references are lists of token sequences (any hashable tokens), END excluded.
+
+
+def exact_match(hypotheses: list, references: list) -> np.ndarray:
+    """Per example: 1.0 when the whole output equals the reference."""
+    return np.array([list(h) == list(r) for h, r in zip(hypotheses, references)], dtype=np.float64)
+
+
+def token_accuracy(hypotheses: list, references: list) -> float:
+    """Reference tokens matched at the same position, over all reference tokens."""
+    hits = sum(sum(a == b for a, b in zip(h, r)) for h, r in zip(hypotheses, references))
+    return hits / max(1, sum(len(r) for r in references))
+
+
+def bleu(hypotheses: list, references: list) -> float:
+    """Corpus BLEU (sacrebleu: 4-grams, brevity penalty, no smoothing) on the task's own tokens,
+    joined with spaces and not tokenised again (``tokenize='none'``); 0 .. 100."""
+    import sacrebleu
+
+    hyps = [" ".join(map(str, h)) for h in hypotheses]
+    refs = [" ".join(map(str, r)) for r in references]
+    return float(sacrebleu.corpus_bleu(hyps, [refs], tokenize="none").score)
+
+
+def mean_by(values: np.ndarray, keys: np.ndarray) -> dict[int, float]:
+    """Mean of ``values`` for each distinct integer key, in increasing key order."""
+    values, keys = np.asarray(values, dtype=np.float64), np.asarray(keys)
+    return {int(k): float(values[keys == k].mean()) for k in np.unique(keys)}
+
+
+# ------------------------------------------------------- images, in a reference classifier's features
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """‖μ_a − μ_b‖² + Tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^½) between Gaussians fitted to two feature sets
+    (Heusel et al. 2017's FID, here in the reference classifier's penultimate layer).
+    Tr (Σ_a Σ_b)^½ is computed as Σ √λ of the symmetric Σ_a^½ Σ_b Σ_a^½ (same eigenvalues,
+    no complex round-off)."""
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, v = np.linalg.eigh(cov_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = np.sqrt(np.clip(cross, 0, None)).sum()
+    return float(max(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root, 0.0))
+
+
+def class_histogram_metrics(predicted: np.ndarray, n_classes: int) -> dict[str, float]:
+    """How generated samples spread over the classes, as the reference classifier reads them:
+    ``classes_covered`` (classes with at least one sample) and ``class_kl`` = KL(q̂ ‖ uniform)
+    in nats (0: every class equally often; log K: one class only)."""
+    counts = np.bincount(np.asarray(predicted, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    q = counts / counts.sum()
+    nz = q > 0
+    return {"classes_covered": int(nz.sum()), "class_kl": float(np.sum(q[nz] * np.log(q[nz] * n_classes)))}
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.clip(d2, 0, None))
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict[str, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019). Each point of a set gets a ball
+    reaching its k-th nearest neighbour in its own set; ``precision`` = share of fake points
+    inside some real ball (fakes look real), ``recall`` = share of real points inside some fake
+    ball (the real variety is produced)."""
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+
+    def radii(x: np.ndarray) -> np.ndarray:
+        d = _pairwise(x, x)
+        return np.sort(d, axis=1)[:, min(k, len(x) - 1)]  # column 0 is the point itself
+
+    cross = _pairwise(fake, real)  # (F, R)
+    precision = float((cross <= radii(real)[None, :]).any(axis=1).mean())
+    recall = float((cross.T <= radii(fake)[None, :]).any(axis=1).mean())
+    return {"precision": precision, "recall": recall}

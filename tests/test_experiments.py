@@ -27,8 +27,12 @@ def project(tmp_path_factory):
     layout = Layout(root)
     from pipeline.stages.fetch import fetch
 
+    from pipeline.stages.reference import reference
+
     for name in {e.dataset for e in config.experiments.values()}:
         fetch(config, layout, name)
+        if name in config.references:  # image datasets: the classifier the image metrics need
+            reference(config, layout, name)
     return config, layout
 
 

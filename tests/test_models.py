@@ -303,7 +303,7 @@ def _changed(before: dict[str, torch.Tensor], module: nn.Module) -> bool:
 
 def test_gan_training_updates_both_players_and_counts_generator_steps(tmp_path):
     pl.seed_everything(0)
-    model = build_gan(d_steps=2)
+    model = build_gan(critic_steps=2)
     g0, d0 = _snapshot(model.generator), _snapshot(model.discriminator)
     assert int(model.generator_steps) == 0
     t = trainer(tmp_path, max_epochs=1)
@@ -314,9 +314,9 @@ def test_gan_training_updates_both_players_and_counts_generator_steps(tmp_path):
     assert model.generator_steps.dtype == torch.long
 
 
-def test_gan_generator_waits_for_d_steps(tmp_path):
+def test_gan_generator_waits_for_critic_steps(tmp_path):
     pl.seed_everything(0)
-    model = build_gan(d_steps=2)
+    model = build_gan(critic_steps=2)
     g0, d0 = _snapshot(model.generator), _snapshot(model.discriminator)
     trainer(tmp_path, max_epochs=1).fit(model, _ring_loader(1))
     assert _changed(d0, model.discriminator)
@@ -324,7 +324,7 @@ def test_gan_generator_waits_for_d_steps(tmp_path):
     assert int(model.generator_steps) == 0
 
 
-def test_gan_default_d_steps_one_generator_step_per_batch(tmp_path):
+def test_gan_default_critic_steps_one_generator_step_per_batch(tmp_path):
     pl.seed_everything(0)
     model = build_gan()
     trainer(tmp_path, max_epochs=2).fit(model, _ring_loader(3))
@@ -391,7 +391,7 @@ def test_settings_reject_unknown_key(name):
 
 
 @pytest.mark.parametrize("name,bad", [("lstm", {"hidden_size": 0}), ("rnn", {"dropout": 1.0}),
-                                      ("gan", {"generator_loss": "wasserstein"}), ("gan", {"d_steps": 0})])
+                                      ("gan", {"generator_loss": "wasserstein"}), ("gan", {"critic_steps": 0})])
 def test_settings_reject_invalid_values(name, bad):
     with pytest.raises(ValidationError):
         MODELS[name].settings_for(HEAD[name])(**bad)
@@ -400,8 +400,12 @@ def test_settings_reject_invalid_values(name, bad):
 def test_settings_defaults_are_constructor_defaults():
     import inspect
 
-    for name in ("rnn", "lstm", "gan"):
+    for name in ("rnn", "lstm"):
         entry = MODELS[name]
         sig = inspect.signature(entry.cls_for(HEAD[name]).__init__)
         for key, value in entry.settings_for(HEAD[name])().model_dump().items():
             assert sig.parameters[key].default == value, (name, key)
+    # the GANs take their settings as keywords and validate them with Settings: one source of defaults
+    gan = MODELS["gan"].cls_for("sampler-2d")(data_dim=2)
+    assert gan.settings == MODELS["gan"].settings_for("sampler-2d")()
+    assert dict(gan.hparams) == {"data_dim": 2, "image_shape": None, "n_classes": 0, **gan.settings.model_dump()}  # saved in full

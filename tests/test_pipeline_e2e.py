@@ -19,12 +19,14 @@ from conftest import REPO, shrink, write_params
 
 pytestmark = pytest.mark.slow
 
-EXPERIMENTS = ["parity-rnn", "parity-lstm", "ring-gan"]
+EXPERIMENTS = ["parity-rnn", "parity-lstm", "ring-gan", "digits-cgan"]
+DATASETS = ["parity", "ring", "digits"]
 PARITY_METRICS = {"accuracy", "accuracy_train_lengths", "accuracy_longer", "accuracy_max_length", "grad_log10_decay", "grad_log10_decay_init"}
 EXPECTED_METRICS = {
     "parity-rnn": PARITY_METRICS,
     "parity-lstm": PARITY_METRICS,
     "ring-gan": {"modes_covered", "high_quality_pct", "reverse_kl"},
+    "digits-cgan": {"frechet_distance", "classes_covered", "class_kl", "class_accuracy", "precision", "recall"},
 }
 
 
@@ -54,7 +56,8 @@ def pipeline_copy(tmp_path_factory):
     # The pipeline's mechanics on three experiments; test_experiments.py trains every one.
     params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()))
     params["experiments"] = {k: v for k, v in params["experiments"].items() if k in EXPERIMENTS}
-    params["datasets"] = {k: v for k, v in params["datasets"].items() if k in ("parity", "ring")}
+    params["datasets"] = {k: v for k, v in params["datasets"].items() if k in DATASETS}
+    params["references"]["digits"]["epochs"] = 2
     write_params(dest, params)
     env = {k: v for k, v in os.environ.items() if k not in ("ZOO_ROOT",)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -68,7 +71,7 @@ def pipeline_copy(tmp_path_factory):
 
 def test_every_stage_runs(pipeline_copy):
     _, _, output = pipeline_copy
-    expected = {"fetch@parity", "fetch@ring", "compare"}
+    expected = {f"{stage}@{name}" for stage in ("fetch", "reference") for name in DATASETS} | {"compare"}
     expected |= {f"{stage}@{name}" for stage in ("train", "evaluate") for name in EXPERIMENTS}
     assert stages_run(output) == expected
 
@@ -85,6 +88,12 @@ def test_metrics_files_have_the_expected_finite_values(pipeline_copy):
     assert (dest / "reports" / "leaderboard.md").is_file()
     assert (dest / "plots" / "parity-lstm" / "accuracy_by_length.png").stat().st_size > 1000
     assert (dest / "plots" / "ring-gan" / "samples.png").stat().st_size > 1000
+    assert (dest / "plots" / "digits-cgan" / "samples_per_class.png").stat().st_size > 1000
+    reference = json.loads((dest / "metrics" / "reference-digits.json").read_text())
+    assert reference["accuracy"] > 0.5 and reference["classes_covered"] == 10
+    assert json.loads((dest / "metrics" / "reference-ring.json").read_text()) == {}  # not images: nothing trained
+    board = (dest / "reports" / "leaderboard.md").read_text()
+    assert "| — | real held-out images | reference classifier, test accuracy" in board
 
 
 def test_mlflow_holds_one_finished_run_per_experiment(pipeline_copy):
@@ -98,7 +107,7 @@ def test_mlflow_holds_one_finished_run_per_experiment(pipeline_copy):
     for r in runs:
         name = r.info.run_name
         assert r.info.status == "FINISHED"
-        assert r.data.tags["zoo.task"] in ("parity", "mixture-2d")
+        assert r.data.tags["zoo.task"] in ("parity", "mixture-2d", "images")
         assert r.data.tags["mlflow.source.git.commit"]
         assert r.data.params["batch_size"] and r.data.params["trainer.max_epochs"] == "1"
         metrics = json.loads((dest / "metrics" / f"{name}.json").read_text())
@@ -110,6 +119,9 @@ def test_mlflow_holds_one_finished_run_per_experiment(pipeline_copy):
         assert {"model", "metrics", "plots"} <= artifacts
         assert [f.path for f in client.list_artifacts(r.info.run_id, "model")] == ["model/model.ckpt"]
         assert json.loads((dest / "models" / name / "run.json").read_text())["run_id"] == r.info.run_id
+    references = client.search_runs([exp.experiment_id], "tags.`zoo.kind` = 'reference'")
+    assert [r.info.run_name for r in references] == ["reference-digits"]
+    assert references[0].data.metrics["accuracy"] == pytest.approx(json.loads((dest / "metrics" / "reference-digits.json").read_text())["accuracy"])
     reports = client.search_runs([exp.experiment_id], "tags.`zoo.kind` = 'report'")
     assert len(reports) == 1
     assert "reports/leaderboard.md" in {f.path for f in client.list_artifacts(reports[0].info.run_id, "reports")}
@@ -126,3 +138,11 @@ def test_second_repro_runs_nothing_and_one_change_reruns_one_experiment(pipeline
     write_params(dest, params)
     changed = run(["dvc", "repro"], dest, env)
     assert stages_run(changed) == {"train@parity-rnn", "evaluate@parity-rnn", "compare"}
+
+    # a new reference classifier re-evaluates the image GANs on its dataset, and nothing else
+    params["references"]["digits"]["epochs"] = 3
+    write_params(dest, params)
+    retrained = stages_run(run(["dvc", "repro"], dest, env))
+    assert {"reference@digits", "evaluate@digits-cgan", "compare"} <= retrained
+    assert not any(s.startswith(("train@", "fetch@")) for s in retrained)
+    assert {s for s in retrained if s.startswith("evaluate@")} == {"evaluate@digits-cgan"}

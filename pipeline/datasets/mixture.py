@@ -1,7 +1,9 @@
 """Mixtures of 2-D Gaussians for measuring mode collapse exactly (PacGAN, VEEGAN).
 
 ``ring``: ``n_components`` Gaussians with standard deviation ``std`` evenly spaced on a circle
-of radius ``radius`` (REFERENCE.md: 8 components, σ = 0.01, unit circle). Each split holds
+of radius ``radius`` (REFERENCE.md: 8 components, σ = 0.01, unit circle).
+``grid``: ``side``² Gaussians at the points of a square grid with ``spacing`` between
+neighbours, centred on 0 (REFERENCE.md: 25 at {−4, −2, 0, 2, 4}², σ = 0.05). Each split holds
 ``x`` (float32, N x 2) and ``component`` (int16: which Gaussian drew it); ``means.npz``
 holds the component means and ``std`` for the metrics.
 """
@@ -48,3 +50,32 @@ def generate_ring(settings: RingSettings, seed: int, scratch: Path | None = None
 
 
 ring = SimpleNamespace(Settings=RingSettings, generate=generate_ring)
+
+
+class GridSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    side: int = Field(5, ge=1, description="components per row and column")
+    spacing: float = Field(2.0, gt=0)
+    std: float = Field(0.05, gt=0)
+    n_train: int = Field(50000, ge=1)
+    n_val: int = Field(5000, ge=1)
+
+
+def grid_means(settings: GridSettings) -> np.ndarray:
+    coords = settings.spacing * (np.arange(settings.side) - (settings.side - 1) / 2)
+    xs, ys = np.meshgrid(coords, coords, indexing="ij")
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def generate_grid(settings: GridSettings, seed: int, scratch: Path | None = None) -> dict[str, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    means = grid_means(settings)
+    return {
+        "train": sample(means, settings.std, settings.n_train, rng),
+        "val": sample(means, settings.std, settings.n_val, rng),
+        "means": {"means": means.astype(np.float64), "std": np.array(settings.std)},
+    }
+
+
+grid = SimpleNamespace(Settings=GridSettings, generate=generate_grid)

@@ -46,7 +46,8 @@ def evaluate(config, layout, name: str) -> Path:
     pl.seed_everything(seed, verbose=False)
     with atomic_dir(layout.plots(name)) as plots_tmp:
         data_dir = layout.dataset(exp.dataset)
-        result = task.evaluate(model, data_dir, manifest, plots_tmp, seed, title=name, common=exp.common)
+        extra = task.evaluation_inputs(config, layout, exp.dataset)
+        result = task.evaluate(model, data_dir, manifest, plots_tmp, seed, title=name, common=exp.common, **extra)
         flow_batch = task.gradient_flow_batch(data_dir, manifest, exp.common) if hasattr(model, "hidden_gradient_norms") else None
         if flow_batch is not None:
             from pipeline.diagnostics import gradient_flow

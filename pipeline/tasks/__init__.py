@@ -8,12 +8,16 @@ plots), and which metric ranks its leaderboard table.
 from __future__ import annotations
 
 from pipeline.tasks.arithmetic import ArithmeticTask
+from pipeline.tasks.captions import CaptionsTask
+from pipeline.tasks.images import ImagesTask
 from pipeline.tasks.language import CharLMTask, XMLTask
 from pipeline.tasks.mixture import MixtureTask
 from pipeline.tasks.parity import ParityTask
+from pipeline.tasks.seq2seq import DatesTask, TranslationTask
 from pipeline.tasks.sentiment import SentimentTask
 
 TASKS = {
     task.name: task
-    for task in [ParityTask(), ArithmeticTask(), XMLTask(), CharLMTask(), SentimentTask(), MixtureTask()]
+    for task in [ParityTask(), ArithmeticTask(), XMLTask(), CharLMTask(), SentimentTask(), MixtureTask(),
+                 DatesTask(), TranslationTask(), CaptionsTask(), ImagesTask()]
 }

@@ -35,6 +35,7 @@ class Task:
     primary: str  # metric that ranks the leaderboard
     higher_is_better: bool = True
     columns: tuple[Column, ...] = ()
+    gallery: tuple[str, ...] = ()  # pictures of plots/<experiment>/ that reports/index.html shows side by side
 
     def gradient_flow_batch(self, data_dir: Path, manifest: dict, common):
         """A batch of equal-length sequences for ``pipeline.diagnostics.gradient_flow``, or None."""
@@ -42,6 +43,14 @@ class Task:
 
     def compare_plots(self, experiments: dict[str, str], layout, out_dir: Path) -> list[Path]:
         """Plots that put this task's experiments (name -> dataset) side by side."""
+        return []
+
+    def evaluation_inputs(self, config, layout, dataset: str) -> dict[str, Any]:
+        """Extra keyword arguments of ``evaluate`` found through the pipeline (a reference classifier)."""
+        return {}
+
+    def extra_rows(self, dataset: str, layout) -> list[tuple[str, str, dict]]:
+        """Unranked leaderboard rows (name, description, metrics), e.g. real data as a sanity check."""
         return []
 
     def prepare(self, data_dir: Path, manifest: dict, common, seed: int) -> Prepared:

@@ -18,7 +18,7 @@ N_EVAL_SAMPLES = 2500  # REFERENCE.md: metrics on 2,500 samples
 class MixtureTask(Task):
     name = "mixture-2d"
     description = "learn to sample a mixture of 2-D Gaussians (ring, grid); mode collapse measured exactly"
-    sources = frozenset({"ring"})
+    sources = frozenset({"ring", "grid"})
     head = "sampler-2d"
     primary = "modes_covered"
     columns = (
@@ -26,6 +26,7 @@ class MixtureTask(Task):
         Column("high_quality_pct", "% high quality", "{:.1f}"),
         Column("reverse_kl", "reverse KL", "{:.3f}"),
     )
+    gallery = ("samples.png",)
 
     def prepare(self, data_dir, manifest, common, seed):
         train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
@@ -41,6 +42,10 @@ class MixtureTask(Task):
         samples = model.sample(N_EVAL_SAMPLES, generator=torch.Generator().manual_seed(seed)).cpu().numpy()
         metrics = mixture_metrics(samples, mixture["means"], float(mixture["std"]))
         plot_samples(samples, mixture["means"], float(mixture["std"]), metrics, title, plots_dir / "samples.png")
+        if getattr(model, "loss_history", None):
+            from pipeline.tasks.images import plot_losses
+
+            plot_losses(model.loss_history, f"{title}: losses per generator step", plots_dir / "losses.png")
         return Evaluation(metrics)
 
 

@@ -26,6 +26,7 @@ class ParityTask(Task):
         Column("accuracy_max_length", "acc. (longest)"),
         Column("accuracy", "acc. (all)"),
     )
+    gallery = ("gradient_flow.png",)  # claim 2: the gradient's decay through time
 
     def prepare(self, data_dir, manifest, common, seed):
         train, val = load_split(data_dir, "train"), load_split(data_dir, "val")

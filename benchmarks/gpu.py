@@ -1,0 +1,131 @@
+"""The GPU check: every family's default experiment trained on a CUDA GPU, against the same
+hand-written loop on the GPU, and the custom recurrent cells against cuDNN's nn.LSTM.
+
+    python benchmarks/gpu.py [--batches 60] [--seconds 420]
+
+On a machine without a CUDA GPU it says so and exits 0 without running anything else.
+With one, for each family (the experiments of ``benchmarks/training_loop.py``):
+- builds the model from ``params.yaml`` on data generated into a temporary folder (no network),
+- trains it with a Lightning ``Trainer`` set up as the train stage does (``accelerator: gpu``,
+  bf16 mixed precision where the GPU supports it, the project's callbacks; no MLflow, so the
+  script needs only torch, Lightning, numpy, pydantic and PyYAML),
+- checks that the parameters and a batch really live on the GPU,
+- times the steady-state throughput (one epoch against three) against the hand-written loop
+  on the GPU (fp32), as ``training_loop.py`` does on the CPU;
+then runs ``benchmarks/cells.py`` on the GPU (custom cells vs nn.LSTM/cuDNN). It stops
+adding work once ``--seconds`` have passed, so it finishes within 8 minutes, and prints a
+short table last. Target (issue 8): at least 0.9 of the hand-written loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def trainer_seconds(config, layout, name: str, per_epoch: int, epochs: int, precision: str) -> float:
+    """Fit time of ``epochs`` epochs of ``per_epoch`` batches with the train stage's Trainer set-up, on the GPU."""
+    import pytorch_lightning as pl
+    import torch
+
+    from lightning_modules import MODELS
+    from pipeline.resume import FiniteLoss, RandomState
+    from pipeline.stages.fetch import verify
+    from pipeline.tasks import TASKS
+
+    exp = config.experiment(name)
+    task, entry = TASKS[exp.task], MODELS[exp.model]
+    seed = config.experiment_seed(name)
+    pl.seed_everything(seed, verbose=False)
+    prepared = task.prepare(layout.dataset(exp.dataset), verify(config, layout, exp.dataset), exp.common, seed)
+    model = entry.build(task.head, exp.settings, **prepared.model_args)
+    args = exp.trainer.model_dump(exclude_none=True)
+    args.update(accelerator="gpu", devices=1, strategy="auto", precision=precision, max_epochs=epochs, limit_train_batches=per_epoch,
+                limit_val_batches=0, enable_progress_bar=False)
+    where = {}
+
+    class OnDevice(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == 0:
+                where["parameters"] = {p.device.type for p in pl_module.parameters()}
+                where["batch"] = {t.device.type for t in batch}
+
+    trainer = pl.Trainer(**args, logger=False, enable_checkpointing=False, enable_model_summary=False,
+                         callbacks=[RandomState(), FiniteLoss(name), OnDevice()])
+    started = time.perf_counter()
+    trainer.fit(model, prepared.train)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    if where.get("parameters") != {"cuda"} or where.get("batch") != {"cuda"}:
+        raise SystemExit(f"{name}: training did not run on the GPU (parameters on {where.get('parameters')}, batch on {where.get('batch')})")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--seconds", type=float, default=420, help="stop adding work after this long")
+    args = parser.parse_args()
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print("no CUDA GPU present (torch.cuda.is_available() is False): nothing to benchmark; exit 0")
+        return
+    started = time.monotonic()
+    print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+    bf16 = torch.cuda.is_bf16_supported()
+
+    from pipeline import config as config_mod
+    from pipeline.paths import Layout
+    from pipeline.stages.fetch import fetch
+    from pipeline.stages.train import quiet_lightning
+    from training_loop import FAMILIES, loop_seconds, project, train_batches
+
+    quiet_lightning()
+    warnings.filterwarnings("ignore")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="zoo-gpu-") as tmp:
+        root = Path(tmp)
+        names = list(FAMILIES.values())
+        project(root, names, args.batches)
+        config, layout = config_mod.load(root / "params.yaml"), Layout(root)
+        for dataset in {config.experiments[n].dataset for n in names}:
+            fetch(config, layout, dataset)
+        for family, name in FAMILIES.items():
+            if time.monotonic() - started > args.seconds:
+                rows.append((family, name, "skipped: time budget", float("nan"), float("nan")))
+                continue
+            pe = min(args.batches, train_batches(config, layout, name))
+            precision = "bf16-mixed" if bf16 and config.experiments[name].model not in ("wgan-gp",) else "32-true"
+            loop_seconds(config, layout, name, min(5, pe), pe)  # warm-up (CUDA context, kernels)
+            trainer_seconds(config, layout, name, min(5, pe), 1, precision)
+            loop = statistics.median(loop_seconds(config, layout, name, 3 * pe, pe) - loop_seconds(config, layout, name, pe, pe) for _ in range(2))
+            pipe = statistics.median(trainer_seconds(config, layout, name, pe, 3, precision) - trainer_seconds(config, layout, name, pe, 1, precision) for _ in range(2))
+            samples = config.experiments[name].common.batch_size * 2 * pe
+            rows.append((family, name, precision, samples / loop, samples / pipe))
+
+    cells = "not run: time budget"
+    if time.monotonic() - started < args.seconds:
+        out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "cells.py"), "--device", "cuda", "--repeat", "3"],
+                             capture_output=True, text=True, timeout=max(30, 470 - (time.monotonic() - started)))
+        cells = out.stdout.strip() or out.stderr.strip()[-2000:]
+    print("\ncustom cells against nn.LSTM (cuDNN):\n" + cells)
+    print(f"\n{'family':<22}{'experiment':<26}{'precision':<12}{'loop samples/s':>16}{'pipeline samples/s':>20}{'ratio':>8}")
+    for family, name, precision, loop_rate, pipe_rate in rows:
+        print(f"{family:<22}{name:<26}{precision:<12}{loop_rate:>16.0f}{pipe_rate:>20.0f}{pipe_rate / loop_rate:>8.2f}")
+    print(f"total {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""The shared base of every GAN here: manual optimisation of two players.
+
+Per training batch (as Lightning's GAN example, ``toggle_optimizer`` / ``manual_backward``):
+
+    critic step:     minimise ``critic_loss(batch)``   (the discriminator / critic, optimiser 2)
+    generator step:  every ``critic_steps``-th batch, minimise ``generator_loss(batch)`` (optimiser 1)
+
+``generator_steps`` (a buffer, saved in the checkpoint) counts the generator's own updates;
+Lightning's ``global_step`` counts every optimiser step and so mixes the two players. The
+losses of every generator step are kept in ``loss_history`` (saved in the checkpoint) for the
+loss plot. ``fixed_noise`` is a batch of latent vectors drawn from seed 0, the same for every
+run with the same ``latent_dim``, so pictures of different epochs and models are comparable.
+
+A subclass changes only what differs: the two losses (``critic_loss``, ``generator_loss``),
+the networks (``build_networks``), the optimisers (``make_optimizer``) or a hook after each
+critic step (``after_critic_step``, WGAN's clipping). The networks are MLPs when the task gives
+``data_dim`` (2-D points) and DCGAN convolutional networks when it gives ``image_shape``.
+Batches are ``(x,)`` or ``(x, label)`` or ``(x, label, x_other)`` (CoGAN's second domain).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from lightning_modules import gan_networks as nets
+
+FIXED_NOISE = 64
+
+
+class GANBase(pl.LightningModule):
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+        latent_dim: int = Field(16, ge=1)
+        generator_hidden: int = Field(128, ge=1, description="MLP (2-D data) width")
+        generator_layers: int = Field(3, ge=1, description="MLP hidden layers")
+        discriminator_hidden: int = Field(128, ge=1)
+        discriminator_layers: int = Field(3, ge=1)
+        width: int = Field(32, ge=1, description="conv nets (images): channels of D's first / G's last hidden layer")
+        critic_steps: int = Field(1, ge=1, description="discriminator (critic) steps per generator step")
+        lr_generator: float = Field(1e-3, gt=0)
+        lr_discriminator: float = Field(1e-3, gt=0)
+        beta1: float = Field(0.5, ge=0, lt=1)
+        beta2: float = Field(0.999, ge=0, lt=1)
+
+    conditional = False  # does G take a class label?
+    critic_sees_label = True  # does D take it too (when conditional)? AC-GAN's D must infer it
+
+    def __init__(self, *, data_dim: int | None = None, image_shape: tuple[int, int, int] | list[int] | None = None, n_classes: int = 0, **settings: Any):
+        super().__init__()
+        if (data_dim is None) == (image_shape is None):
+            raise ValueError("give exactly one of data_dim (2-D points) and image_shape (images)")
+        self.settings = type(self).Settings(**settings)
+        # every setting, defaults included, so a checkpoint does not depend on later defaults
+        image_shape = list(image_shape) if image_shape is not None else None
+        self.save_hyperparameters({"data_dim": data_dim, "image_shape": image_shape, "n_classes": n_classes, **self.settings.model_dump()})
+        self.automatic_optimization = False
+        self.data_dim = data_dim
+        self.image_shape = tuple(image_shape) if image_shape is not None else None
+        self.n_classes = n_classes
+        if self.conditional and n_classes < 2:
+            raise ValueError(f"{type(self).__name__} is conditional: the task must give n_classes >= 2")
+        self.build_networks()
+        self.register_buffer("generator_steps", torch.zeros((), dtype=torch.long))
+        fixed = torch.randn(FIXED_NOISE, self.settings.latent_dim, generator=torch.Generator().manual_seed(0))
+        self.register_buffer("fixed_noise", fixed)
+        self.loss_history: list[tuple[int, float, float]] = []  # (generator step, D loss, G loss)
+
+    # ----------------------------------------------------------------------------- networks
+
+    @property
+    def label_dim(self) -> int:
+        return self.n_classes if self.conditional else 0
+
+    @property
+    def critic_label_dim(self) -> int:
+        return self.label_dim if self.critic_sees_label else 0
+
+    def build_networks(self) -> None:
+        s = self.settings
+        if self.image_shape is None:
+            self.generator = nets.mlp([s.latent_dim + self.label_dim] + [s.generator_hidden] * s.generator_layers + [self.data_dim], nn.ReLU)
+            self.discriminator = self.mlp_discriminator()
+        else:
+            self.generator = nn.Sequential(*nets.conv_generator_layers(s.latent_dim + self.label_dim, self.image_shape, s.width))
+            self.discriminator = nn.Sequential(*nets.conv_critic_layers(self.image_shape, s.width, self.critic_outputs, self.critic_label_dim, self.critic_batch_norm))
+            nets.dcgan_init_(self)
+
+    def mlp_discriminator(self) -> nn.Module:
+        s = self.settings
+        return nets.mlp([self.data_dim + self.critic_label_dim] + [s.discriminator_hidden] * s.discriminator_layers + [self.critic_outputs], nn.LeakyReLU, negative_slope=0.2)
+
+    critic_outputs = 1  # AC-GAN adds the class logits
+    critic_batch_norm = True  # WGAN-GP: False
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """z (N, latent_dim) [and labels (N,)] -> samples (N, data_dim) or (N, C, S, S)."""
+        if self.conditional:
+            z = torch.cat([z, nets.one_hot(labels, self.n_classes)], dim=1)
+        return self.generator(z)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generate(z, labels)
+
+    def critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores (N,) (or (N, critic_outputs)) of samples x."""
+        if self.conditional and self.critic_sees_label:
+            extra = nets.one_hot(labels, self.n_classes) if x.dim() == 2 else nets.label_planes(labels, self.n_classes, x.shape[-1])
+            x = torch.cat([x, extra], dim=1)
+        out = self.discriminator(x)
+        return out.squeeze(1) if out.shape[1] == 1 else out
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.settings.latent_dim, generator=generator).to(self.device)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.conditional and labels is None:
+            labels = torch.arange(n) % self.n_classes
+        if labels is not None:
+            labels = labels.to(self.device)
+        return self.generate(self.noise(n, generator), labels)
+
+    # ------------------------------------------------------------------------------ losses
+
+    def critic_loss(self, real: torch.Tensor, labels, other) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def generator_loss(self, n: int, labels, other) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def after_critic_step(self) -> None:
+        """Called after every critic update (WGAN clips the weights here)."""
+
+    # ---------------------------------------------------------------------------- training
+
+    @staticmethod
+    def unpack(batch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        real = batch[0]
+        labels = batch[1] if len(batch) > 1 else None
+        other = batch[2] if len(batch) > 2 else None
+        return real, labels, other
+
+    def training_step(self, batch, batch_idx):
+        real, labels, other = self.unpack(batch)
+        opt_g, opt_d = self.optimizers()
+        n = real.shape[0]
+
+        self.toggle_optimizer(opt_d)
+        d_loss, d_logs = self.critic_loss(real, labels, other)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.after_critic_step()
+        self.untoggle_optimizer(opt_d)
+        self.log("train_d_loss", d_loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        for key, value in d_logs.items():
+            self.log(f"train_{key}", value, on_step=False, on_epoch=True, batch_size=n)
+        losses = {"d_loss": d_loss.detach()}  # returned for callbacks (the NaN guard)
+
+        if (batch_idx + 1) % self.settings.critic_steps == 0:
+            self.toggle_optimizer(opt_g)
+            g_loss, g_logs = self.generator_loss(n, labels, other)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
+            self.untoggle_optimizer(opt_g)
+            self.generator_steps += 1
+            self.loss_history.append((int(self.generator_steps), float(d_loss.detach()), float(g_loss.detach())))
+            self.log("train_g_loss", g_loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+            for key, value in g_logs.items():
+                self.log(f"train_{key}", value, on_step=False, on_epoch=True, batch_size=n)
+            losses["g_loss"] = g_loss.detach()
+        return losses
+
+    def on_train_epoch_end(self):
+        self.log("generator_steps", self.generator_steps.float(), on_step=False, on_epoch=True)
+
+    def validation_step(self, batch, batch_idx):
+        real, labels, other = self.unpack(batch)
+        n = real.shape[0]
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():  # same noise every epoch; GP needs grad
+            torch.manual_seed(batch_idx)
+            d_loss, _ = self.critic_loss(real, labels, other)
+            g_loss, _ = self.generator_loss(n, labels, other)
+        self.log("val_d_loss", d_loss.detach(), on_step=False, on_epoch=True, batch_size=n)
+        self.log("val_g_loss", g_loss.detach(), on_step=False, on_epoch=True, batch_size=n)
+
+    def make_optimizer(self, params, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.Adam(params, lr=lr, betas=(self.settings.beta1, self.settings.beta2))
+
+    def configure_optimizers(self):
+        opt_g = self.make_optimizer(self.generator.parameters(), self.settings.lr_generator)
+        opt_d = self.make_optimizer(self.discriminator.parameters(), self.settings.lr_discriminator)
+        return opt_g, opt_d
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["loss_history"] = [list(row) for row in self.loss_history]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.loss_history = [tuple(row) for row in checkpoint.get("loss_history", [])]

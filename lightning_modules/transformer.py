@@ -1,0 +1,312 @@
+"""The Transformer (Vaswani et al. 2017): an encoder–decoder for the sequence-to-sequence tasks
+and its decoder alone as a character language model. No recurrence.
+
+    Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V                        (eq. 1)
+    MultiHead(Q, K, V) = [head_1; ...; head_h] W^O,  head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V)
+    PE(pos, 2i) = sin(pos / 10000^(2i/d)),  PE(pos, 2i+1) = cos(pos / 10000^(2i/d))   (section 3.5)
+    sublayer: x = LayerNorm(x + Dropout(Sublayer(x)))                 (post-norm, section 5.4)
+    FFN(x) = max(0, x W_1 + b_1) W_2 + b_2                            (eq. 2)
+
+Embeddings are multiplied by √d_model (section 3.4); the output projection is not tied to
+them. The decoder's self-attention is causal: position t sees positions ≤ t only (masked
+with −∞ before the softmax). Padding in the source gets zero attention. Adam with
+β = (0.9, 0.98), ε = 1e-9 and the paper's schedule, peak ``lr`` reached after ``warmup_steps``:
+lr_step = lr · min(step / warmup, √(warmup / step))  (eq. 3, rescaled to its peak).
+
+``Transformer`` (head ``seq2seq``): shapes x (B, S), memory (B, S, d), y (B, U). Decoding
+recomputes the decoder over the prefix at each step (no key/value cache; outputs are a
+dozen tokens). ``teacher_forcing`` < 1 uses two passes (Mihaylova & Martins 2019): a
+teacher-forced pass without gradient gives the model's own predictions, which replace the
+reference inputs with probability 1 − ratio in the second pass.
+
+``TransformerLM`` (head ``language-model``): the decoder without encoder–decoder attention
+(as in Liu et al. 2018 and GPT). Its ``state`` is the preceding characters: a call sees at
+most ``context_length`` characters, the window itself and as many earlier ones as fit, so the
+stream evaluation gives it context across windows as the recurrent models' carried state
+does. Training windows are placed at a random position offset in 0 .. context_length −
+window so that every position the evaluation uses is trained.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import pytorch_lightning as pl
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from lightning_modules.decoding import PAD, EncoderDecoder, output_log_probs
+
+
+class TransformerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    d_model: int = Field(64, ge=2)
+    heads: int = Field(4, ge=1)
+    encoder_layers: int = Field(2, ge=1)
+    decoder_layers: int = Field(2, ge=1)
+    ff_size: int = Field(256, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    warmup_steps: int = Field(200, ge=1)
+    teacher_forcing: float = Field(1.0, ge=0, le=1)
+    beam_width: int = Field(4, ge=1, description="beam search at evaluation")
+    lr: float = Field(1e-3, gt=0, description="peak learning rate")
+    weight_decay: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.d_model % self.heads or (self.d_model // self.heads) % 2:
+            raise ValueError("d_model must be an even multiple of heads (d_k = d_model / heads, even for the encodings)")
+        return self
+
+
+def positional_encoding(length: int, d: int, device, offset: int = 0) -> Tensor:
+    """(length, d) sinusoids of positions offset .. offset + length − 1 (section 3.5)."""
+    pos = torch.arange(offset, offset + length, device=device, dtype=torch.float32)[:, None]
+    rate = torch.exp(torch.arange(0, d, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d))
+    pe = torch.zeros(length, d, device=device)
+    pe[:, 0::2] = torch.sin(pos * rate)
+    pe[:, 1::2] = torch.cos(pos * rate)
+    return pe
+
+
+def causal_mask(length: int, device) -> Tensor:
+    """(length, length) True where query t may see key s, i.e. s ≤ t."""
+    return torch.ones(length, length, dtype=torch.bool, device=device).tril()
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_model: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.d_k = heads, d_model // heads
+        self.q, self.k, self.v, self.o = (nn.Linear(d_model, d_model) for _ in range(4))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """query (B, T, d), key/value (B, S, d), mask broadcastable to (B, T, S), True = may attend.
+        Returns (B, T, d) and the weights (B, heads, T, S)."""
+        B, T, _ = query.shape
+        S = key.shape[1]
+        q = self.q(query).view(B, T, self.heads, self.d_k).transpose(1, 2)  # (B, h, T, d_k)
+        k = self.k(key).view(B, S, self.heads, self.d_k).transpose(1, 2)
+        v = self.v(value).view(B, S, self.heads, self.d_k).transpose(1, 2)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_k)  # (B, h, T, S)
+        weights = torch.softmax(scores.masked_fill(~mask[:, None], float("-inf")), dim=-1)
+        out = (self.dropout(weights) @ v).transpose(1, 2).reshape(B, T, -1)
+        return self.o(out), weights
+
+
+class Layer(nn.Module):
+    """Self-attention, optional encoder–decoder attention, feed-forward; each post-normed."""
+
+    def __init__(self, d_model: int, heads: int, ff_size: int, dropout: float, cross: bool):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(d_model, heads, dropout)
+        self.cross_attention = MultiHeadAttention(d_model, heads, dropout) if cross else None
+        self.ff = nn.Sequential(nn.Linear(d_model, ff_size), nn.ReLU(), nn.Linear(ff_size, d_model))
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(3 if cross else 2))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, mask, memory=None, memory_mask=None) -> tuple[Tensor, Optional[Tensor]]:
+        x = self.norms[0](x + self.dropout(self.self_attention(x, x, x, mask)[0]))
+        weights = None
+        if self.cross_attention is not None:
+            attended, weights = self.cross_attention(x, memory, memory, memory_mask)
+            x = self.norms[1](x + self.dropout(attended))
+        return self.norms[-1](x + self.dropout(self.ff(x))), weights
+
+
+def init_embeddings(*embeddings: nn.Embedding) -> None:
+    """N(0, 1/d): times √d (section 3.4) the embeddings start at the scale of the positional
+    encodings. torch's N(0, 1) would start them √d times larger and drown the positions."""
+    for embedding in embeddings:
+        nn.init.normal_(embedding.weight, std=embedding.embedding_dim**-0.5)
+
+
+def noam(warmup: int):
+    return lambda step: min((step + 1) / warmup, math.sqrt(warmup / (step + 1)))
+
+
+def transformer_optimizer(module: pl.LightningModule):
+    hp = module.hparams
+    optimizer = torch.optim.Adam(module.parameters(), lr=hp.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=hp.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, noam(hp.warmup_steps))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class Transformer(EncoderDecoder):
+    Settings = TransformerSettings
+
+    def __init__(self, *, source_vocab_size: int, target_vocab_size: int, d_model: int = 64, heads: int = 4,
+                 encoder_layers: int = 2, decoder_layers: int = 2, ff_size: int = 256, dropout: float = 0.1,
+                 warmup_steps: int = 200, teacher_forcing: float = 1.0, beam_width: int = 4, lr: float = 1e-3,
+                 weight_decay: float = 0.0):
+        super().__init__()
+        self.save_hyperparameters()
+        self.source_embedding = nn.Embedding(source_vocab_size, d_model)
+        self.target_embedding = nn.Embedding(target_vocab_size, d_model)
+        self.encoder = nn.ModuleList(Layer(d_model, heads, ff_size, dropout, cross=False) for _ in range(encoder_layers))
+        self.decoder = nn.ModuleList(Layer(d_model, heads, ff_size, dropout, cross=True) for _ in range(decoder_layers))
+        self.head = nn.Linear(d_model, target_vocab_size)
+        self.dropout = nn.Dropout(dropout)
+        init_embeddings(self.source_embedding, self.target_embedding)
+
+    def embed(self, embedding: nn.Embedding, tokens: Tensor) -> Tensor:
+        d = self.hparams.d_model
+        return self.dropout(embedding(tokens.long()) * math.sqrt(d) + positional_encoding(tokens.shape[1], d, tokens.device))
+
+    def encode(self, source, source_lengths):
+        source = source[:, : int(source_lengths.max())]
+        mask = torch.arange(source.shape[1], device=source.device)[None] < source_lengths[:, None]  # (B, S)
+        x = self.embed(self.source_embedding, source)
+        for layer in self.encoder:
+            x, _ = layer(x, mask[:, None, :])
+        return {"memory": x, "mask": mask, "prefix": source.new_zeros(len(source), 0, dtype=torch.long)}
+
+    def run_decoder(self, prefix: Tensor, state: dict) -> tuple[Tensor, Tensor]:
+        """Log-probabilities (B, U, V) after each prefix position; last layer's cross-attention (B, heads, U, S)."""
+        y = self.embed(self.target_embedding, prefix)
+        mask = causal_mask(prefix.shape[1], prefix.device)[None]
+        for layer in self.decoder:
+            y, weights = layer(y, mask, state["memory"], state["mask"][:, None, :])
+        return output_log_probs(self.head(y)), weights
+
+    def decode_step(self, tokens, state):
+        prefix = torch.cat([state["prefix"], tokens[:, None].long()], 1)
+        log_probs, weights = self.run_decoder(prefix, state)
+        return log_probs[:, -1], {**state, "prefix": prefix}, weights[:, :, -1].mean(1)
+
+    def teacher_forced(self, source, source_lengths, decoder_input):
+        return self.run_decoder(decoder_input.long(), self.encode(source, source_lengths))[0]
+
+    def stepwise(self, source, source_lengths, decoder_input, ratio):
+        state = self.encode(source, source_lengths)
+        with torch.no_grad():
+            own = self.run_decoder(decoder_input.long(), state)[0].argmax(-1)  # own prediction after each prefix
+        own = torch.cat([decoder_input[:, :1], own[:, :-1]], 1)  # the token the model would have read at t
+        keep = torch.rand(decoder_input.shape, device=decoder_input.device) < ratio
+        keep[:, 0] = True
+        mixed = torch.where(keep | (decoder_input == PAD), decoder_input, own)
+        return self.run_decoder(mixed.long(), state)[0]
+
+    def configure_optimizers(self):
+        return transformer_optimizer(self)
+
+
+class TransformerLMSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    d_model: int = Field(128, ge=2)
+    heads: int = Field(4, ge=1)
+    layers: int = Field(2, ge=1)
+    ff_size: int = Field(512, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    context_length: int = Field(128, ge=2, description="characters a prediction may see, its own window included")
+    warmup_steps: int = Field(200, ge=1)
+    lr: float = Field(1e-3, gt=0, description="peak learning rate")
+    weight_decay: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.d_model % self.heads or (self.d_model // self.heads) % 2:
+            raise ValueError("d_model must be an even multiple of heads")
+        return self
+
+
+class TransformerLM(pl.LightningModule):
+    """The Transformer's decoder alone, trained to predict the next character."""
+
+    Settings = TransformerLMSettings
+
+    def __init__(self, *, vocab_size: int, d_model: int = 128, heads: int = 4, layers: int = 2, ff_size: int = 512,
+                 dropout: float = 0.1, context_length: int = 128, warmup_steps: int = 200, lr: float = 1e-3,
+                 weight_decay: float = 0.0):
+        super().__init__()
+        self.save_hyperparameters()
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.layers = nn.ModuleList(Layer(d_model, heads, ff_size, dropout, cross=False) for _ in range(layers))
+        self.head = nn.Linear(d_model, vocab_size)
+        self.dropout = nn.Dropout(dropout)
+        init_embeddings(self.embedding)
+
+    def logits(self, tokens: Tensor, offset: int = 0) -> Tensor:
+        """tokens (B, T) -> next-token logits (B, T, V); positions start at ``offset``."""
+        d = self.hparams.d_model
+        x = self.dropout(self.embedding(tokens.long()) * math.sqrt(d) + positional_encoding(tokens.shape[1], d, tokens.device, offset))
+        mask = causal_mask(tokens.shape[1], tokens.device)[None]
+        for layer in self.layers:
+            x, _ = layer(x, mask)
+        return self.head(x)
+
+    def forward(self, inputs: Tensor, state: Optional[Tensor] = None):
+        """inputs (B, T) -> logits (B, T, V) and the state: the last context_length − 1 characters seen."""
+        C, T = self.hparams.context_length, inputs.shape[1]
+        if T > C:
+            raise ValueError(f"a window of {T} characters is longer than context_length {C}: raise context_length or lower sequence_length")
+        inputs = inputs.long()
+        context = inputs if state is None or C == T else torch.cat([state[:, max(0, state.shape[1] - (C - T)) :], inputs], 1)
+        logits = self.logits(context)[:, -T:]
+        return logits, context[:, -(C - 1) :]
+
+    def _step(self, batch, stage: str) -> Tensor:
+        inputs, targets, mask = batch
+        C, T = self.hparams.context_length, inputs.shape[1]
+        if T > C:
+            raise ValueError(f"a window of {T} characters is longer than context_length {C}: raise context_length or lower sequence_length")
+        offset = int(torch.randint(0, C - T + 1, ())) if stage == "train" else 0
+        logits = self.logits(inputs, offset)
+        per_token = F.cross_entropy(logits.transpose(1, 2), targets.long(), reduction="none")
+        loss = (per_token * mask).sum() / mask.sum().clamp_min(1)
+        n = int(mask.sum())
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        if stage == "val":
+            self.log("val_bpc", loss / math.log(2), on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def configure_optimizers(self):
+        return transformer_optimizer(self)
+
+    @torch.no_grad()
+    def sample(self, prompt: list[int], length: int, temperature: float = 1.0, generator: Optional[torch.Generator] = None) -> list[int]:
+        """Continue ``prompt`` by ``length`` tokens drawn from p^(1/temperature) (greedy at 0)."""
+        self.eval()
+        C = self.hparams.context_length
+        context = torch.tensor([prompt[-C:]], device=self.device)
+        out: list[int] = []
+        for _ in range(length):
+            last = self.logits(context[:, -C:])[0, -1]
+            if temperature <= 0:
+                token = int(last.argmax())
+            else:
+                probs = torch.softmax(last.float() / temperature, dim=-1).cpu()
+                token = int(torch.multinomial(probs, 1, generator=generator))
+            out.append(token)
+            context = torch.cat([context, torch.tensor([[token]], device=self.device)], 1)
+        return out
+
+    @torch.no_grad()
+    def greedy_answers(self, prompts: Tensor, prompt_lengths: Tensor, max_new: int) -> Tensor:
+        """Greedy continuation of left-aligned prompts of different lengths: (B, max_new) ids."""
+        self.eval()
+        B = len(prompts)
+        lengths = prompt_lengths.long()
+        seq = torch.cat([prompts.long(), prompts.new_zeros(B, max_new).long()], 1)
+        rows = torch.arange(B, device=seq.device)
+        answers = []
+        for k in range(max_new):
+            end = int(lengths.max()) + k
+            logits = self.logits(seq[:, max(0, end - self.hparams.context_length) : end])
+            start = max(0, end - self.hparams.context_length)
+            token = logits[rows, lengths + k - 1 - start].argmax(-1)
+            seq[rows, lengths + k] = token
+            answers.append(token)
+        return torch.stack(answers, 1)

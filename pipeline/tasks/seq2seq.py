@@ -1,0 +1,265 @@
+"""Sequence to sequence: ``dates`` (human-written dates -> ISO 8601, characters) and
+``translation`` (English -> Dutch, Moses tokens), for every model with a ``seq2seq`` head.
+
+Training: teacher forcing; the decoder reads <s> y_1 .. y_n and is trained to write y_1 .. y_n </s>.
+Evaluation on ``test`` (and ``test_long`` where the dataset has it), with both decoders of
+``lightning_modules.decoding``: greedy, and beam search of the model's ``beam_width``.
+- ``exact_match`` (beam; the leaderboard's rank), ``exact_match_greedy``, ``token_accuracy``
+  (beam; reference tokens right at their position), ``bleu`` (beam; sacrebleu on the task's
+  tokens: characters for dates, so it scores partly right dates), and ``*_long`` on test_long;
+- exact match (beam) against the input length, ``accuracy_by_length.csv`` / ``.png`` and an
+  MLflow series; ``zoo compare`` draws every model of a dataset in one plot;
+- ``samples.txt``: input, reference, greedy and beam outputs of fixed test examples;
+- for models that attend: ``attention_<split>_<k>.png``, the weights of fixed test examples as a heat
+  map (output tokens down, input tokens across).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from pipeline.atomic import atomic_path, write_text
+from pipeline.loaders import batch_loader, batches
+from pipeline.metrics import bleu, exact_match, mean_by, token_accuracy
+from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
+from pipeline.tasks.parity import read_curve
+
+PAD, START, END = 0, 1, 2
+DECODE_BATCH = 256
+HEATMAP_EXAMPLES = {"test": 3, "test_long": 2}  # the first examples of each split get a heat map
+SAMPLE_EXAMPLES = 12
+
+
+def teacher_forcing_arrays(target: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decoder input <s> y_1..y_n and target y_1..y_n </s>, zero-padded: both (N, U + 1)."""
+    n, width = target.shape
+    rows = np.arange(n)
+    decoder_input = np.zeros((n, width + 1), dtype=np.int64)
+    decoder_target = np.zeros((n, width + 1), dtype=np.int64)
+    decoder_input[:, 0] = START
+    decoder_input[:, 1:] = target
+    decoder_target[:, :width] = target
+    decoder_target[rows, lengths.astype(np.int64)] = END
+    return decoder_input, decoder_target
+
+
+def references(split: dict[str, np.ndarray]) -> list[list[int]]:
+    return [row[:n].tolist() for row, n in zip(split["target"], split["target_lengths"].astype(int))]
+
+
+def until_end(row) -> list[int]:
+    out = []
+    for t in row.tolist():
+        if t in (END, PAD):
+            break
+        out.append(t)
+    return out
+
+
+class LengthBuckets(Sampler):
+    """Batches of similar source lengths, so that little of a batch is padding: each epoch a
+    permutation drawn from (seed, epoch) is cut into pools of ``POOL`` batches, each pool is
+    sorted by length and cut into batches, and the batches are shuffled."""
+
+    POOL = 32
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = np.asarray(lengths), batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order, pool, out = rng.permutation(len(self.lengths)), self.batch_size * self.POOL, []
+        for start in range(0, len(order), pool):
+            chunk = order[start : start + pool]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            out += [chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+        return iter([out[k] for k in rng.permutation(len(out))])
+
+
+def bucketed_batches(arrays: list[np.ndarray], lengths: np.ndarray, batch_size: int, seed: int) -> DataLoader:
+    return batch_loader(arrays, LengthBuckets(lengths, batch_size, seed))
+
+
+class SequenceTask(Task):
+    """What the seq2seq and captioning tasks share; subclasses say what the source is."""
+
+    primary = "exact_match"
+    length_key = "source_lengths"  # the x axis of the accuracy-by-length curve
+    length_label = "input length"
+    length_bin = 1
+
+    def source_arrays(self, split: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [split["source"].astype(np.int64), split["source_lengths"].astype(np.int64)]
+
+    def model_args(self, data_dir: Path, vocab: dict[str, np.ndarray]) -> dict:
+        raise NotImplementedError
+
+    def prepare(self, data_dir, manifest, common, seed):
+        vocab = load_split(data_dir, "vocab")
+        loaders = []
+        for name in ("train", "val"):
+            split = load_split(data_dir, name)
+            dec_in, dec_out = teacher_forcing_arrays(split["target"], split["target_lengths"])
+            arrays = [*self.source_arrays(split), dec_in, dec_out]
+            if name == "train" and self.length_key == "source_lengths":
+                loaders.append(bucketed_batches(arrays, split["source_lengths"], common.batch_size, seed))
+            else:
+                loaders.append(batches(arrays, common.batch_size, shuffle=name == "train", seed=seed))
+        return Prepared(train=loaders[0], val=loaders[1], model_args=self.model_args(data_dir, vocab))
+
+    @torch.no_grad()
+    def decode(self, model, split: dict[str, np.ndarray]):
+        """Greedy and beam outputs (lists of token ids) and the greedy attention (list of (U, S) or None)."""
+        model.eval()
+        arrays = self.source_arrays(split)
+        max_length = split["target"].shape[1] + 1
+        greedy, beam, attention = [], [], []
+        for start in range(0, len(arrays[0]), DECODE_BATCH):
+            source, lengths = (torch.from_numpy(a[start : start + DECODE_BATCH]).to(model.device) for a in arrays)
+            first = model.greedy(source, lengths, max_length)
+            tokens, _, attn = first
+            greedy += [until_end(r) for r in tokens.cpu()]
+            attention += [None] * len(tokens) if attn is None else list(attn.cpu().numpy())
+            tokens, _ = model.beam_search(source, lengths, max_length, model.hparams.beam_width, greedy=first)
+            beam += [until_end(r) for r in tokens.cpu()]
+        return greedy, beam, attention
+
+    def evaluate(self, model, data_dir, manifest, plots_dir, seed, title, common=None):
+        vocab = load_split(data_dir, "vocab")
+        targets, joiner = [str(t) for t in vocab["target_tokens"]], str(vocab["joiner"][0])
+        metrics, by_length, samples = {}, {}, []
+        for name in ("test", "test_long"):
+            if not (data_dir / f"{name}.npz").is_file():
+                continue
+            split = load_split(data_dir, name)
+            refs = references(split)
+            greedy, beam, attention = self.decode(model, split)
+            suffix = "" if name == "test" else "_long"
+            hits = exact_match(beam, refs)
+            metrics[f"exact_match{suffix}"] = float(hits.mean())
+            metrics[f"exact_match_greedy{suffix}"] = float(exact_match(greedy, refs).mean())
+            metrics[f"token_accuracy{suffix}"] = token_accuracy(beam, refs)
+            metrics[f"bleu{suffix}"] = bleu(beam, refs)
+            bins = (split[self.length_key].astype(np.int64) // self.length_bin) * self.length_bin
+            for k, v in mean_by(hits, bins).items():
+                by_length.setdefault(k, []).append((v, int((bins == k).sum())))
+            for i in range(min(SAMPLE_EXAMPLES, len(refs))):
+                show = lambda ids: joiner.join(targets[t] for t in ids)  # noqa: E731
+                samples.append(f"[{name} {i}] {self.describe_source(split, i, vocab)}\n  reference: {show(refs[i])}\n  greedy:    {show(greedy[i])}\n  beam:      {show(beam[i])}\n")
+            for i in range(min(HEATMAP_EXAMPLES[name], len(refs))):
+                if attention[i] is not None:
+                    self.draw_attention(split, i, vocab, greedy[i], attention[i], plots_dir / f"attention_{name}_{i}.png", title)
+        curve = {k: sum(v * n for v, n in parts) / sum(n for _, n in parts) for k, parts in sorted(by_length.items())}
+        write_text(plots_dir / "accuracy_by_length.csv", "length,exact_match\n" + "".join(f"{k},{v:.4f}\n" for k, v in curve.items()))
+        plot_by_length({title: curve}, self, plots_dir / "accuracy_by_length.png")
+        beam_width = model.hparams.beam_width
+        write_text(plots_dir / "samples.txt", f"# {title}: greedy and beam search (width {beam_width})\n\n" + "\n".join(samples))
+        return Evaluation(metrics, {"exact_match_by_length": curve})
+
+    def describe_source(self, split, i, vocab) -> str:
+        tokens = [str(t) for t in vocab["source_tokens"]]
+        n = int(split["source_lengths"][i])
+        return str(vocab["joiner"][0]).join(tokens[t] for t in split["source"][i, :n])
+
+    def draw_attention(self, split, i, vocab, output, weights, path, title):
+        tokens = [str(t) for t in vocab["source_tokens"]]
+        n = int(split["source_lengths"][i])
+        source = [("␣" if t == " " else t) for t in (tokens[k] for k in split["source"][i, :n])]
+        target_tokens = [str(t) for t in vocab["target_tokens"]]
+        rows = ([target_tokens[t] for t in output] + ["</s>"])[: len(weights)]
+        plot_heatmap(weights[: len(rows), :n], source, rows, f"{title}: attention", path)
+
+    def compare_plots(self, experiments, layout, out_dir):
+        curves = {}
+        for name in experiments:
+            csv = layout.plots(name) / "accuracy_by_length.csv"
+            if csv.is_file():
+                curves[name] = read_curve(csv)
+        if not curves:
+            return []
+        path = out_dir / f"exact_match_by_length_{next(iter(experiments.values()))}.png"
+        plot_by_length(curves, self, path)
+        return [path]
+
+
+class Seq2SeqTask(SequenceTask):
+    head = "seq2seq"
+    columns = (
+        Column("exact_match", "exact match (beam)"),
+        Column("exact_match_greedy", "exact match (greedy)"),
+        Column("token_accuracy", "token accuracy"),
+        Column("bleu", "BLEU", "{:.1f}"),
+    )
+
+    def model_args(self, data_dir, vocab):
+        return {"source_vocab_size": len(vocab["source_tokens"]), "target_vocab_size": len(vocab["target_tokens"])}
+
+
+class DatesTask(Seq2SeqTask):
+    name = "dates"
+    description = "a date as people write it (characters) -> ISO 8601; long inputs embed it in a phrase"
+    sources = frozenset({"dates"})
+    columns = (
+        *Seq2SeqTask.columns[:2],
+        Column("exact_match_long", "exact match, long inputs (beam)"),
+        Column("exact_match_greedy_long", "exact match, long inputs (greedy)"),
+        *Seq2SeqTask.columns[2:],
+    )
+    length_bin = 10
+    length_label = "input length (characters, bins of 10)"
+
+
+class TranslationTask(Seq2SeqTask):
+    name = "translation"
+    description = "English sentence -> Dutch sentence (Tatoeba pairs, Moses tokens)"
+    sources = frozenset({"translation"})
+    length_label = "input length (tokens)"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_by_length(curves: dict[str, dict[int, float]], task: SequenceTask, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, curve) in enumerate(curves.items()):
+        xs = [k + (task.length_bin - 1) / 2 for k in curve]  # a bin's middle
+        ax.plot(xs, list(curve.values()), linestyle=["-", "--", ":", "-."][i % 4], marker="o", markersize=4, label=name)
+    ax.set(xlabel=task.length_label, ylabel="exact match (beam search)", ylim=(-0.02, 1.02), title=f"{task.name}: exact match by input length")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def plot_heatmap(weights: np.ndarray, columns: list[str], rows: list[str], title: str, path: Path) -> None:
+    """Attention weights (len(rows), len(columns)) with the tokens as tick labels."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.22 * len(columns) + 1.5), max(2.5, 0.3 * len(rows) + 1.2)))
+    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, fontsize=8, family="monospace")
+    ax.set_yticks(range(len(rows)), rows, fontsize=8, family="monospace")
+    ax.set(xlabel="input", ylabel="output", title=title)
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

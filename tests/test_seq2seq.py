@@ -1,0 +1,231 @@
+"""Sequence to sequence: attention, masks, decoding, metrics and the dates generator."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_modules.captioning import ShowAttendTell, ShowTell
+from lightning_modules.decoding import END, PAD, START
+from lightning_modules.seq2seq import Bahdanau, Luong, Seq2Seq
+from lightning_modules.transformer import MultiHeadAttention, Transformer, TransformerLM
+from pipeline.datasets import captions, dates
+from pipeline.metrics import bleu, exact_match, mean_by, token_accuracy
+from pipeline.tasks.seq2seq import LengthBuckets, teacher_forcing_arrays
+
+SRC_V, TGT_V = 20, 12
+
+
+def batch(seed=0, B=5, S=9):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([S, 3, 6, 1, S - 1])[:B]
+    source = torch.randint(4, SRC_V, (B, S), generator=g)
+    source[torch.arange(S)[None] >= lengths[:, None]] = PAD
+    return source, lengths
+
+
+ATTENTION_MODELS = [
+    lambda: Bahdanau(source_vocab_size=SRC_V, target_vocab_size=TGT_V, hidden_size=16, embedding_dim=8, attention_size=8),
+    lambda: Bahdanau(source_vocab_size=SRC_V, target_vocab_size=TGT_V, hidden_size=16, embedding_dim=8, cell="gru", bidirectional=False, reverse_source=True),
+    lambda: Luong(source_vocab_size=SRC_V, target_vocab_size=TGT_V, hidden_size=16, embedding_dim=8, score="dot"),
+    lambda: Luong(source_vocab_size=SRC_V, target_vocab_size=TGT_V, hidden_size=16, embedding_dim=8, score="general", bidirectional=True, cell="lstm-cifg"),
+    lambda: Transformer(source_vocab_size=SRC_V, target_vocab_size=TGT_V, d_model=16, heads=2, ff_size=32, encoder_layers=1, decoder_layers=2),
+]
+ALL_MODELS = ATTENTION_MODELS + [
+    lambda: Seq2Seq(source_vocab_size=SRC_V, target_vocab_size=TGT_V, hidden_size=16, embedding_dim=8),
+    lambda: Seq2Seq(source_vocab_size=SRC_V, target_vocab_size=TGT_V, hidden_size=16, embedding_dim=8, cell="mut2", bidirectional=True, num_layers=2),
+]
+
+
+@pytest.mark.parametrize("make", ATTENTION_MODELS)
+def test_attention_is_a_distribution_over_the_real_source(make):
+    torch.manual_seed(0)
+    model = make().eval()
+    source, lengths = batch()
+    _, _, attention = model.greedy(source, lengths, 6)  # (B, U, S)
+    assert attention is not None and (attention >= 0).all()
+    torch.testing.assert_close(attention.sum(-1), torch.ones(attention.shape[:2]))
+    pad = torch.arange(attention.shape[2])[None] >= lengths[:, None]  # (B, S)
+    assert (attention.masked_select(pad[:, None, :].expand_as(attention)) == 0).all()
+
+
+@pytest.mark.parametrize("make", ATTENTION_MODELS)
+def test_padding_does_not_change_the_output(make):
+    """Extra padding (and whatever token ids sit there) changes nothing."""
+    torch.manual_seed(0)
+    model = make().eval()
+    source, lengths = batch()
+    wider = torch.cat([source, torch.full((len(source), 4), 7)], 1)  # junk beyond every length
+    with torch.no_grad():
+        dec = torch.randint(3, TGT_V, (len(source), 4))
+        torch.testing.assert_close(model(source, lengths, dec), model(wider, lengths, dec))
+
+
+def test_causal_mask_hides_later_positions():
+    torch.manual_seed(0)
+    model = Transformer(source_vocab_size=SRC_V, target_vocab_size=TGT_V, d_model=16, heads=2, ff_size=32, dropout=0.0).eval()
+    source, lengths = batch()
+    dec = torch.randint(3, TGT_V, (len(source), 6))
+    changed = dec.clone()
+    changed[:, 4:] = (changed[:, 4:] + 1) % TGT_V
+    with torch.no_grad():
+        a, b = model(source, lengths, dec), model(source, lengths, changed)
+    torch.testing.assert_close(a[:, :4], b[:, :4])
+    assert not torch.allclose(a[:, 4:], b[:, 4:])
+
+    lm = TransformerLM(vocab_size=TGT_V, d_model=16, heads=2, ff_size=32, layers=2, dropout=0.0, context_length=16).eval()
+    with torch.no_grad():
+        a, b = lm.logits(dec), lm.logits(changed)
+    torch.testing.assert_close(a[:, :4], b[:, :4])
+    assert not torch.allclose(a[:, 4:], b[:, 4:])
+
+
+def test_multi_head_attention_masks_to_zero():
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(8, 2, 0.0)
+    x = torch.randn(2, 5, 8)
+    mask = torch.ones(2, 5, 5, dtype=torch.bool).tril()
+    _, weights = attention(x, x, x, mask)
+    assert (weights >= 0).all() and torch.allclose(weights.sum(-1), torch.ones(2, 2, 5))
+    assert (weights[:, :, ~mask[0]] == 0).all()
+
+
+def test_language_model_state_is_the_preceding_context():
+    """Scoring a stream window by window with the carried state equals scoring it whole."""
+    torch.manual_seed(0)
+    lm = TransformerLM(vocab_size=TGT_V, d_model=16, heads=2, ff_size=32, layers=1, dropout=0.0, context_length=12).eval()
+    x = torch.randint(0, TGT_V, (2, 12))
+    with torch.no_grad():
+        whole = lm.logits(x)
+        first, state = lm(x[:, :6])
+        second, _ = lm(x[:, 6:], state)
+    torch.testing.assert_close(torch.cat([first, second], 1), whole)
+    with pytest.raises(ValueError, match="context_length"):
+        lm(torch.zeros(1, 13, dtype=torch.long))
+
+
+@pytest.mark.parametrize("make", ALL_MODELS)
+def test_beam_width_one_is_greedy_and_wider_is_never_worse(make):
+    torch.manual_seed(1)
+    model = make().eval()
+    source, lengths = batch()
+    tokens, score, _ = model.greedy(source, lengths, 7)
+    beam1, score1 = model.beam_search(source, lengths, 7, 1)
+    assert torch.equal(beam1, tokens) and torch.equal(score1, score)
+    for width in (2, 5):
+        _, wide = model.beam_search(source, lengths, 7, width)
+        assert (wide >= score - 1e-5).all()
+
+
+def test_beam_score_is_the_sequence_log_probability():
+    """The score beam search returns is the teacher-forced log-probability of its sequence."""
+    torch.manual_seed(2)
+    model = ALL_MODELS[0]().eval()
+    source, lengths = batch()
+    tokens, scores = model.beam_search(source, lengths, 7, 3)
+    for i in range(len(source)):
+        seq = tokens[i].tolist()
+        seq = seq[: seq.index(END) + 1] if END in seq else seq
+        dec = torch.tensor([[START] + seq[:-1]])
+        with torch.no_grad():
+            lp = model(source[i : i + 1], lengths[i : i + 1], dec)[0]
+        assert lp[torch.arange(len(seq)), torch.tensor(seq)].sum().item() == pytest.approx(scores[i].item(), abs=1e-4)
+
+
+def test_teacher_forcing_ratio_mixes_own_predictions():
+    torch.manual_seed(0)
+    model = Seq2Seq(source_vocab_size=SRC_V, target_vocab_size=TGT_V, hidden_size=16, embedding_dim=8, teacher_forcing=0.0).train()
+    source, lengths = batch()
+    dec = torch.randint(3, TGT_V, (len(source), 5))
+    own = model(source, lengths, dec)  # reads its own argmax from step 2 on
+    forced = model.teacher_forced(source, lengths, dec)
+    torch.testing.assert_close(own[:, 0], forced[:, 0])
+    greedy, _, _ = model.eval().greedy(source, lengths, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(own.detach()[:, :2].argmax(-1), greedy[:, :2])
+
+
+@pytest.mark.parametrize("cls", [ShowTell, ShowAttendTell])
+def test_captioners_decode_and_attend_over_the_grid(cls):
+    torch.manual_seed(0)
+    model = cls(target_vocab_size=14, image_height=8, image_width=16, channels=8, embedding_dim=8, hidden_size=16).eval()
+    images = torch.rand(3, 8, 16)
+    tokens, score, attention = model.greedy(images, torch.ones(3), 5)
+    _, wide = model.beam_search(images, torch.ones(3), 5, 3)
+    assert (wide >= score - 1e-5).all()
+    if cls is ShowAttendTell:
+        assert attention.shape[2] == 4 * 8 and torch.allclose(attention.sum(-1), torch.ones(attention.shape[:2]))
+    else:
+        assert attention is None
+
+
+def test_metrics_on_hand_made_pairs():
+    hyp = ["the cat sat on the mat".split()]
+    ref = ["the cat sat on a mat".split()]
+    # clipped n-gram precisions 5/6, 3/5, 2/4, 1/3; same length, so no brevity penalty
+    assert bleu(hyp, ref) == pytest.approx(100 * (5 / 6 * 3 / 5 * 2 / 4 * 1 / 3) ** 0.25, abs=1e-3)  # 53.73
+    hyp2 = ["the cat sat on the mat today".split()]
+    ref2 = ["the cat sat on the mat".split()]
+    # precisions 6/7, 5/6, 4/5, 3/4; no brevity penalty (hypothesis longer)
+    expected = 100 * (6 / 7 * 5 / 6 * 4 / 5 * 3 / 4) ** 0.25
+    assert bleu(hyp2, ref2) == pytest.approx(expected, abs=1e-3)
+    assert bleu(ref2, ref2) == pytest.approx(100.0)
+    # brevity penalty exp(1 - r/c) for a short hypothesis of exact 4-grams
+    short = [["a", "b", "c", "d"]]
+    assert bleu(short, [["a", "b", "c", "d", "e", "f", "g", "h"]]) == pytest.approx(100 * np.exp(1 - 8 / 4), abs=1e-3)
+    assert exact_match([[1, 2], [1, 3]], [[1, 2], [1, 2]]).tolist() == [1.0, 0.0]
+    assert token_accuracy([[1, 2, 3], [4]], [[1, 0, 3], [4, 5]]) == pytest.approx(3 / 5)
+    assert mean_by(np.array([1, 0, 1, 1]), np.array([3, 3, 5, 5])) == {3: 0.5, 5: 1.0}
+
+
+def test_date_generator_round_trips_and_is_seeded():
+    settings = dates.Settings(n_train=600, n_val=10, n_test=10, n_test_long=200, max_filler_words=5)
+    data = dates.generate(settings, seed=3)
+    again = dates.generate(settings, seed=3)
+    assert all(np.array_equal(data["train"][k], again["train"][k]) for k in data["train"])
+    src, tgt = list(data["vocab"]["source_tokens"]), list(data["vocab"]["target_tokens"])
+    seen_formats = set()
+    for name in ("train", "test_long"):
+        split = data[name]
+        for i in range(len(split["formats"])):
+            text = "".join(src[t] for t in split["source"][i, : split["source_lengths"][i]])
+            iso = "".join(tgt[t] for t in split["target"][i, : split["target_lengths"][i]])
+            fmt = dates.FORMATS[split["formats"][i]]
+            assert dates.parse(text, fmt, settings.min_year) == dt.date.fromisoformat(iso), (text, iso, fmt)
+            seen_formats.add(fmt)
+    assert len(seen_formats) == len(dates.FORMATS)
+    lengths, long_lengths = data["train"]["source_lengths"], data["test_long"]["source_lengths"]
+    assert long_lengths.mean() > 2 * np.median(lengths)  # the long split is long
+    assert long_lengths.max() <= lengths.max() + 40  # but within reach of the training lengths
+    assert dates.render(dt.date(2026, 11, 26), "{A}, {d} {B} {Y}") == "Thursday, 26 November 2026"
+    assert dates.parse("26/11/26", "{dd}/{mm}/{yy}", 1950) == dt.date(2026, 11, 26)
+    assert dates.parse("03.04.51", "{dd}.{mm}.{yy}", 1950) == dt.date(1951, 4, 3)
+
+
+def test_captions_hold_out_digit_images():
+    settings = captions.Settings(n_train=50, n_val=5, n_test=20)
+    data = captions.generate(settings, seed=0)
+    train, test = data["train"], data["test"]
+    assert train["images"].shape[1:] == (8, 32) and set(np.unique(train["target_lengths"])) <= {2, 3, 4}
+    digits = {tuple(x) for img in train["images"] for x in img.reshape(8, 4, 8).transpose(1, 0, 2).reshape(4, 64)}
+    held = {tuple(x) for img in test["images"] for x in img.reshape(8, 4, 8).transpose(1, 0, 2).reshape(4, 64) if x.any()}
+    assert not digits & held  # no digit image of the test captions is in training
+    words = list(data["vocab"]["target_tokens"])
+    assert all(words[t] in captions.WORDS for row, n in zip(train["target"], train["target_lengths"]) for t in row[:n])
+
+
+def test_teacher_forcing_arrays_and_buckets():
+    dec_in, dec_out = teacher_forcing_arrays(np.array([[5, 6, 0], [7, 0, 0]]), np.array([2, 1]))
+    assert dec_in.tolist() == [[START, 5, 6, 0], [START, 7, 0, 0]]
+    assert dec_out.tolist() == [[5, 6, END, 0], [7, END, 0, 0]]
+    lengths = np.random.default_rng(0).integers(1, 100, size=1000)
+    sampler = LengthBuckets(lengths, 16, seed=0)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(1000)) and len(batches) == len(sampler)
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 15  # similar lengths together
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
