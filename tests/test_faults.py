@@ -345,3 +345,24 @@ def test_interrupted_evaluation_leaves_no_partial_output(trained, monkeypatch):
     assert result.exit_code == 130
     assert not (trained / "metrics").exists() or not list((trained / "metrics").iterdir())
     assert not (trained / "plots").exists() or not list((trained / "plots").iterdir())
+
+
+def test_nan_in_a_gan_stops_training_too(project, monkeypatch):
+    """GANs optimise manually; their training_step returns the players' losses for the guard."""
+    from lightning_modules.gan import GAN
+    from pipeline.stages.fetch import fetch
+    from pipeline.stages.train import train
+
+    original = GAN.critic_loss
+
+    def poisoned(self, *args, **kwargs):
+        loss, logs = original(self, *args, **kwargs)
+        return (loss * float("nan"), logs) if int(self.generator_steps) >= 1 else (loss, logs)
+
+    monkeypatch.setattr(GAN, "critic_loss", poisoned)
+    config = config_mod.load(project / "params.yaml")
+    layout = Layout(project)
+    fetch(config, layout, "ring")
+    with pytest.raises(TrainingError, match=r"experiments\.ring-gan: d_loss became nan at step 1"):
+        train(config, layout, "ring-gan")
+    assert not layout.model_dir("ring-gan").exists()

@@ -36,6 +36,8 @@ from pipeline.datasets.text import scratch_folder
 from pipeline.download import download
 from pipeline.errors import DataError
 
+IMAGE_SOURCES = frozenset({"digits", "mnist", "cifar10"})  # the sources whose data are labelled images
+
 DIGIT_NAMES = np.array([str(i) for i in range(10)])
 CIFAR_NAMES = np.array(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"])
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"

@@ -22,12 +22,11 @@ KIND_REFERENCE = "reference"
 
 
 def reference(config, layout, dataset: str) -> Path:
-    from pipeline.tasks import TASKS
+    from pipeline.datasets.images import IMAGE_SOURCES  # light: no torch for the note-only case
 
     source = config.dataset(dataset).source
-    task = TASKS["images"]
     folder, metrics_path = layout.reference_dir(dataset), layout.reference_metrics(dataset)
-    if source not in task.sources:
+    if source not in IMAGE_SOURCES:
         with atomic_dir(folder) as tmp:
             write_json(tmp / "reference.json", {"dataset": dataset, "classifier": None, "why": f"source '{source}' is not images"})
         write_json(metrics_path, {})

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from pipeline.atomic import atomic_path
+from pipeline.datasets.images import IMAGE_SOURCES
 from pipeline.loaders import batches
 from pipeline.metrics import class_histogram_metrics, frechet_distance, precision_recall
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
@@ -72,7 +73,7 @@ def image_metrics(classifier, real_features: np.ndarray, candidates: torch.Tenso
 class ImagesTask(Task):
     name = "images"
     description = "generate images; measured by the pipeline's reference classifier (Fréchet distance in its features, classes, precision/recall)"
-    sources = frozenset({"digits", "mnist", "cifar10"})
+    sources = IMAGE_SOURCES
     head = "sampler-image"
     primary = "frechet_distance"
     higher_is_better = False
