@@ -10,13 +10,11 @@ import io
 import pickle
 import struct
 import tarfile
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
+from conftest import serve_folder
 from pipeline.datasets import SOURCES
 from pipeline.errors import DataError
 from pipeline.tasks.images import to_network_range
@@ -32,17 +30,8 @@ def server(tmp_path):
     """Serves tmp_path/www on 127.0.0.1; yields (base URL, folder)."""
     www = tmp_path / "www"
     www.mkdir()
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(www)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/", www
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_folder(www) as base:
+        yield base, www
 
 
 def md5(data: bytes) -> str:

@@ -8,13 +8,12 @@ import hashlib
 import io
 import json
 import math
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
+from conftest import serve_folder
 from pipeline.datasets import translation
 from pipeline.errors import DataError
 
@@ -38,29 +37,13 @@ def make_zip(lines) -> bytes:
 ZIP = make_zip([f"{en}\t{nl}\tattribution {i}" for i, (en, nl) in enumerate(LINES * 2)] + [f"extra {i}.\tnog {i}.\tx" for i in range(40)])
 
 
-class Server(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
-        body = ZIP if self.path.endswith("nld-eng.zip") else None
-        if body is None:
-            self.send_response(404)
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
-def url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Server)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/anki/nld-eng.zip"
-    server.shutdown()
+def url(tmp_path_factory):
+    www = tmp_path_factory.mktemp("www")
+    (www / "anki").mkdir()
+    (www / "anki" / "nld-eng.zip").write_bytes(ZIP)
+    with serve_folder(www) as base:
+        yield f"{base}anki/nld-eng.zip"
 
 
 def test_pairs_are_fetched_tokenised_and_hashed(url, tmp_path):
