@@ -175,3 +175,48 @@ class FiniteLoss(Callback):
                     f"at step {trainer.fit_loop.epoch_loop.total_batch_idx} (epoch {trainer.current_epoch}, batch {batch_idx}); "
                     "training stopped and no model written. Lower the learning rate or set trainer.gradient_clip_val"
                 )
+
+
+class GracefulInterrupt(Callback):
+    """Ctrl-C during training takes effect between steps, not inside one: a KeyboardInterrupt
+    raised in the middle of the MLflow logger's database write would leave the sqlite store
+    locked. The first SIGINT sets a flag that the next batch boundary turns into the
+    interrupt (Lightning then stops, and ``EpochCheckpoint`` saves); a second one interrupts
+    at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> "GracefulInterrupt":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def _check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._check()
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._check()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._check()

@@ -72,7 +72,7 @@ def train(config, layout, name: str) -> Path:
             f"model '{exp.model}' optimises manually (a GAN); Lightning cannot clip its gradients",
         )
 
-    from pipeline.resume import EpochCheckpoint, FiniteLoss, RandomState, ResumeState, checkpoint_step, fingerprint
+    from pipeline.resume import EpochCheckpoint, FiniteLoss, GracefulInterrupt, RandomState, ResumeState, checkpoint_step, fingerprint
 
     resume = ResumeState(layout.resume_dir(name), fingerprint(config, name, manifest))
     rank_zero = tracking.is_rank_zero()
@@ -103,13 +103,14 @@ def train(config, layout, name: str) -> Path:
         trainer = pl.Trainer(
             **trainer_args,
             logger=logger,
-            callbacks=[EpochCheckpoint(resume.folder), RandomState(), FiniteLoss(name)],
+            callbacks=[EpochCheckpoint(resume.folder), RandomState(), FiniteLoss(name), interrupt := GracefulInterrupt()],
             enable_model_summary=False,
             default_root_dir=tmp,
         )
         fit_started = time.perf_counter()
         try:
-            trainer.fit(model, prepared.train, prepared.val, ckpt_path=resume_from)
+            with interrupt:
+                trainer.fit(model, prepared.train, prepared.val, ckpt_path=resume_from)
         except BaseException as exc:
             interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit)) and trainer.interrupted
             if rank_zero:
