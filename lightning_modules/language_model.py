@@ -67,10 +67,7 @@ class LanguageModel(RecurrentModel):
         inputs, targets, mask = batch
         logits, _ = self(inputs)
         loss = self.nll(logits, targets, mask)
-        n = int(mask.sum())
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
-        if stage == "val":
-            self.log("val_bpc", loss / math.log(2), on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        log_lm_loss(self, stage, loss, int(mask.sum()))
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -115,3 +112,11 @@ class LanguageModel(RecurrentModel):
             step_logits, state = self(token[:, None], state)
             logits = step_logits[:, 0]
         return torch.stack(answers, dim=1)
+
+
+def log_lm_loss(module, stage: str, loss: torch.Tensor, n: int) -> None:
+    """The loss per predicted character of a language model, and on validation in bits per
+    character (nats / ln 2); shared by the recurrent and the Transformer language models."""
+    module.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+    if stage == "val":
+        module.log("val_bpc", loss / math.log(2), on_step=False, on_epoch=True, prog_bar=True, batch_size=n)

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lightning_modules.decoding import PAD, EncoderDecoder, output_log_probs
+from lightning_modules.language_model import log_lm_loss
 
 
 class TransformerSettings(BaseModel):
@@ -260,10 +261,7 @@ class TransformerLM(pl.LightningModule):
         logits = self.logits(inputs, offset)
         per_token = F.cross_entropy(logits.transpose(1, 2), targets.long(), reduction="none")
         loss = (per_token * mask).sum() / mask.sum().clamp_min(1)
-        n = int(mask.sum())
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
-        if stage == "val":
-            self.log("val_bpc", loss / math.log(2), on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        log_lm_loss(self, stage, loss, int(mask.sum()))
         return loss
 
     def training_step(self, batch, batch_idx):

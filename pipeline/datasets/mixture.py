@@ -39,14 +39,18 @@ def ring_means(settings: RingSettings) -> np.ndarray:
     return settings.radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
 
 
-def generate_ring(settings: RingSettings, seed: int, scratch: Path | None = None) -> dict[str, dict[str, np.ndarray]]:
+def splits(means: np.ndarray, settings, seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """Train and validation samples of the mixture with these means, and the means themselves."""
     rng = np.random.default_rng(seed)
-    means = ring_means(settings)
     return {
         "train": sample(means, settings.std, settings.n_train, rng),
         "val": sample(means, settings.std, settings.n_val, rng),
         "means": {"means": means.astype(np.float64), "std": np.array(settings.std)},
     }
+
+
+def generate_ring(settings: RingSettings, seed: int, scratch: Path | None = None) -> dict[str, dict[str, np.ndarray]]:
+    return splits(ring_means(settings), settings, seed)
 
 
 ring = SimpleNamespace(Settings=RingSettings, generate=generate_ring)
@@ -69,13 +73,7 @@ def grid_means(settings: GridSettings) -> np.ndarray:
 
 
 def generate_grid(settings: GridSettings, seed: int, scratch: Path | None = None) -> dict[str, dict[str, np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    means = grid_means(settings)
-    return {
-        "train": sample(means, settings.std, settings.n_train, rng),
-        "val": sample(means, settings.std, settings.n_val, rng),
-        "means": {"means": means.astype(np.float64), "std": np.array(settings.std)},
-    }
+    return splits(grid_means(settings), settings, seed)
 
 
 grid = SimpleNamespace(Settings=GridSettings, generate=generate_grid)
