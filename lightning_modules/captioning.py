@@ -27,28 +27,11 @@ to be looked at over the caption, and most regions of these images are blank mar
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from lightning_modules.cells import Recurrent
 from lightning_modules.decoding import EncoderDecoder, output_log_probs
-
-
-class CaptionerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    channels: int = Field(64, ge=1, description="features per grid cell (D)")
-    embedding_dim: int = Field(32, ge=1)
-    hidden_size: int = Field(128, ge=1)
-    forget_bias: float = Field(1.0)
-    teacher_forcing: float = Field(1.0, ge=0, le=1)
-    beam_width: int = Field(3, ge=1, description="beam search at evaluation")
-    lr: float = Field(3e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-
-
-class AttentionSettings(CaptionerSettings):
-    attention_size: int = Field(64, ge=1)
+from lightning_modules.settings import AttentionSettings, CaptionerSettings
 
 
 def feature_grid(channels: int) -> nn.Module:

@@ -13,17 +13,13 @@ and the paper's settings as defaults: weights N(0, 0.02), Adam lr 2e-4, β = (0.
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
-
 from lightning_modules.gan_base import GANBase
 from lightning_modules.losses import GENERATOR_LOSSES, discriminator_loss
+from lightning_modules.settings import DCGANSettings, GANSettings
 
 
 class GAN(GANBase):
-    class Settings(GANBase.Settings):
-        generator_loss: Literal["non-saturating", "minimax"] = "non-saturating"
+    Settings = GANSettings
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -45,9 +41,4 @@ class GAN(GANBase):
 
 
 class DCGAN(GAN):
-    class Settings(GAN.Settings):
-        latent_dim: int = Field(100, ge=1)
-        lr_generator: float = Field(2e-4, gt=0)
-        lr_discriminator: float = Field(2e-4, gt=0)
-        beta1: float = Field(0.5, ge=0, lt=1)
-        beta2: float = Field(0.999, ge=0, lt=1)
+    Settings = DCGANSettings

@@ -24,29 +24,16 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from lightning_modules import gan_networks as nets
+from lightning_modules.settings import GANBaseSettings
 
 FIXED_NOISE = 64
 
 
 class GANBase(pl.LightningModule):
-    class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-
-        latent_dim: int = Field(16, ge=1)
-        generator_hidden: int = Field(128, ge=1, description="MLP (2-D data) width")
-        generator_layers: int = Field(3, ge=1, description="MLP hidden layers")
-        discriminator_hidden: int = Field(128, ge=1)
-        discriminator_layers: int = Field(3, ge=1)
-        width: int = Field(32, ge=1, description="conv nets (images): channels of D's first / G's last hidden layer")
-        critic_steps: int = Field(1, ge=1, description="discriminator (critic) steps per generator step")
-        lr_generator: float = Field(1e-3, gt=0)
-        lr_discriminator: float = Field(1e-3, gt=0)
-        beta1: float = Field(0.5, ge=0, lt=1)
-        beta2: float = Field(0.999, ge=0, lt=1)
+    Settings = GANBaseSettings  # a subclass sets its own (lightning_modules.settings)
 
     conditional = False  # does G take a class label?
     critic_sees_label = True  # does D take it too (when conditional)? AC-GAN's D must infer it

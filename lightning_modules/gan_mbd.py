@@ -9,17 +9,15 @@ statistics compare a sample with its own kind. Everything else is ``GAN``.
 
 from __future__ import annotations
 
-from pydantic import Field
 from torch import nn
 
 from lightning_modules import gan_networks as nets
 from lightning_modules.gan import GAN
+from lightning_modules.settings import MinibatchDiscriminationGANSettings
 
 
 class MinibatchDiscriminationGAN(GAN):
-    class Settings(GAN.Settings):
-        mbd_kernels: int = Field(5, ge=1, description="B, the number of minibatch kernels")
-        mbd_kernel_dim: int = Field(3, ge=1, description="C, the dimension of each kernel")
+    Settings = MinibatchDiscriminationGANSettings
 
     def mlp_discriminator(self) -> nn.Module:
         s = self.settings

@@ -16,12 +16,12 @@ from typing import Optional
 import torch
 from torch import nn
 
-from lightning_modules.recurrent import RecurrentModel, RecurrentSettings
+from lightning_modules.recurrent import RecurrentModel
+from lightning_modules.settings import LanguageModelSettings
 
 
 class LanguageModel(RecurrentModel):
-    class Settings(RecurrentSettings):
-        pass  # reads left to right: no bidirectional setting
+    Settings = LanguageModelSettings  # reads left to right: no bidirectional setting
 
     def __init__(
         self,

@@ -14,13 +14,13 @@ pyramid: x_0 = G_0(z); x_k = up(x_{k−1}) + G_k(noise, up(x_{k−1})).
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
 from lightning_modules import gan_networks as nets
 from lightning_modules.gan import GAN
 from lightning_modules.losses import discriminator_loss
+from lightning_modules.settings import LAPGANSettings
 
 
 def down(x: torch.Tensor) -> torch.Tensor:
@@ -32,10 +32,7 @@ def up(x: torch.Tensor) -> torch.Tensor:
 
 
 class LAPGAN(GAN):
-    class Settings(GAN.Settings):
-        levels: int = Field(3, ge=2, description="pyramid levels; the coarsest has side S / 2^(levels-1)")
-        lr_generator: float = Field(2e-4, gt=0)
-        lr_discriminator: float = Field(2e-4, gt=0)
+    Settings = LAPGANSettings
 
     def build_networks(self) -> None:
         s = self.settings

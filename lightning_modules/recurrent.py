@@ -23,25 +23,11 @@ from typing import Optional
 
 import pytorch_lightning as pl
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
 from lightning_modules.cells import Recurrent
-
-
-class RecurrentSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    embedding_dim: int = Field(16, ge=1)
-    hidden_size: int = Field(64, ge=1)
-    num_layers: int = Field(1, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1, description="between stacked layers")
-    forget_bias: float = Field(1.0, description="LSTM family: initial forget-gate bias")
-    init_scale: Optional[float] = Field(None, gt=0, description="multiplies the initial recurrent weights")
-    fused: bool = Field(True, description="rnn and lstm: torch's fused layers (same equations, faster)")
-    lr: float = Field(3e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+from lightning_modules.settings import RecurrentSettings, SequenceClassifierSettings  # noqa: F401 (RecurrentSettings: re-exported)
 
 
 class RecurrentModel(pl.LightningModule):
@@ -103,8 +89,7 @@ def is_recurrent_weight(name: str) -> bool:
 
 
 class SequenceClassifier(RecurrentModel):
-    class Settings(RecurrentSettings):
-        bidirectional: bool = False
+    Settings = SequenceClassifierSettings
 
     def __init__(
         self,

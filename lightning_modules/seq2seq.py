@@ -31,38 +31,12 @@ attention weights always index the source as written.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import Tensor, nn
 
-from lightning_modules.cells import CELL_NAMES, Recurrent, _reverse_within
+from lightning_modules.cells import Recurrent, _reverse_within
 from lightning_modules.decoding import EncoderDecoder, output_log_probs
-
-
-class Seq2SeqSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    cell: str = Field("lstm", description="any of cells.CELL_NAMES, for encoder and decoder")
-    embedding_dim: int = Field(32, ge=1)
-    hidden_size: int = Field(128, ge=1)
-    num_layers: int = Field(1, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1, description="between stacked layers")
-    bidirectional: bool = Field(False, description="encoder reads both ways")
-    reverse_source: bool = Field(True, description="Sutskever et al. 2014: feed the source reversed")
-    forget_bias: float = Field(1.0, description="LSTM family: initial forget-gate bias")
-    teacher_forcing: float = Field(1.0, ge=0, le=1, description="chance the decoder reads the reference (else its own argmax) while training")
-    beam_width: int = Field(4, ge=1, description="beam search at evaluation")
-    lr: float = Field(3e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-
-    @field_validator("cell")
-    @classmethod
-    def _known_cell(cls, value: str) -> str:
-        if value not in CELL_NAMES:
-            raise ValueError(f"unknown cell {value!r}; choose one of {', '.join(CELL_NAMES)}")
-        return value
+from lightning_modules.settings import BahdanauSettings, LuongSettings, Seq2SeqSettings
 
 
 def attend(scores: Tensor, mask: Tensor, memory: Tensor) -> tuple[Tensor, Tensor]:
@@ -132,12 +106,6 @@ class Seq2Seq(RecurrentEncoderDecoder):
         return output_log_probs(self.head(out.outputs))
 
 
-class BahdanauSettings(Seq2SeqSettings):
-    bidirectional: bool = Field(True, description="the paper's encoder reads both ways")
-    reverse_source: bool = False
-    attention_size: int = Field(128, ge=1, description="width of W_a s + U_a h")
-
-
 class Bahdanau(RecurrentEncoderDecoder):
     """Additive attention; the context c_t feeds the decoder's step t."""
 
@@ -172,17 +140,6 @@ class Bahdanau(RecurrentEncoderDecoder):
         s = out.outputs[:, 0]
         log_probs = output_log_probs(self.out(torch.cat([s, emb, context], -1)))
         return log_probs, {**state, "rnn": out.state}, weights
-
-
-class LuongSettings(Seq2SeqSettings):
-    reverse_source: bool = False
-    score: Literal["dot", "general"] = Field("general", description="s_tᵀ h̄ or s_tᵀ W_a h̄")
-
-    @model_validator(mode="after")
-    def _dot_needs_equal_sizes(self) -> "LuongSettings":
-        if self.score == "dot" and self.bidirectional:
-            raise ValueError("score 'dot' needs encoder outputs as wide as the decoder: use score 'general' with a bidirectional encoder")
-        return self
 
 
 class Luong(RecurrentEncoderDecoder):

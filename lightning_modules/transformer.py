@@ -34,34 +34,12 @@ from typing import Optional
 
 import pytorch_lightning as pl
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lightning_modules.decoding import PAD, EncoderDecoder, output_log_probs
 from lightning_modules.language_model import log_lm_loss
-
-
-class TransformerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    d_model: int = Field(64, ge=2)
-    heads: int = Field(4, ge=1)
-    encoder_layers: int = Field(2, ge=1)
-    decoder_layers: int = Field(2, ge=1)
-    ff_size: int = Field(256, ge=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    warmup_steps: int = Field(200, ge=1)
-    teacher_forcing: float = Field(1.0, ge=0, le=1)
-    beam_width: int = Field(4, ge=1, description="beam search at evaluation")
-    lr: float = Field(1e-3, gt=0, description="peak learning rate")
-    weight_decay: float = Field(0.0, ge=0)
-
-    @model_validator(mode="after")
-    def _heads_divide(self):
-        if self.d_model % self.heads or (self.d_model // self.heads) % 2:
-            raise ValueError("d_model must be an even multiple of heads (d_k = d_model / heads, even for the encodings)")
-        return self
+from lightning_modules.settings import TransformerLMSettings, TransformerSettings
 
 
 def positional_encoding(length: int, d: int, device, offset: int = 0) -> Tensor:
@@ -195,26 +173,6 @@ class Transformer(EncoderDecoder):
 
     def configure_optimizers(self):
         return transformer_optimizer(self)
-
-
-class TransformerLMSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    d_model: int = Field(128, ge=2)
-    heads: int = Field(4, ge=1)
-    layers: int = Field(2, ge=1)
-    ff_size: int = Field(512, ge=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    context_length: int = Field(128, ge=2, description="characters a prediction may see, its own window included")
-    warmup_steps: int = Field(200, ge=1)
-    lr: float = Field(1e-3, gt=0, description="peak learning rate")
-    weight_decay: float = Field(0.0, ge=0)
-
-    @model_validator(mode="after")
-    def _heads_divide(self):
-        if self.d_model % self.heads or (self.d_model // self.heads) % 2:
-            raise ValueError("d_model must be an even multiple of heads")
-        return self
 
 
 class TransformerLM(pl.LightningModule):

@@ -14,18 +14,14 @@ Defaults are the papers': WGAN RMSprop lr 5e-5, c = 0.01; WGAN-GP Adam lr 1e-4, 
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 
 from lightning_modules.gan_base import GANBase
 from lightning_modules.losses import clip_weights_, critic_loss_wasserstein, generator_loss_wasserstein, gradient_penalty
+from lightning_modules.settings import WGANGPSettings, WGANSettings
 
 
 class WGAN(GANBase):
-    class Settings(GANBase.Settings):
-        critic_steps: int = Field(5, ge=1, description="n_critic: critic steps per generator step")
-        lr_generator: float = Field(5e-5, gt=0)
-        lr_discriminator: float = Field(5e-5, gt=0)
-        clip: float = Field(0.01, gt=0, description="critic weights are clipped to [-clip, clip]")
+    Settings = WGANSettings
 
     def critic_loss(self, real, labels, other):
         fake = self.generate(self.noise(real.shape[0]), labels).detach()
@@ -44,13 +40,7 @@ class WGAN(GANBase):
 
 
 class WGANGP(WGAN):
-    class Settings(GANBase.Settings):
-        critic_steps: int = Field(5, ge=1, description="n_critic: critic steps per generator step")
-        lr_generator: float = Field(1e-4, gt=0)
-        lr_discriminator: float = Field(1e-4, gt=0)
-        beta1: float = Field(0.5, ge=0, lt=1)
-        beta2: float = Field(0.9, ge=0, lt=1)
-        penalty_weight: float = Field(10.0, ge=0, description="λ of the gradient penalty")
+    Settings = WGANGPSettings  # GANBase's settings and the penalty's: no clip
 
     critic_batch_norm = False
 

@@ -190,10 +190,15 @@ OPTIONAL_TOP_LEVEL = {"references"}
 
 
 def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
-    """Validate a parsed ``params.yaml`` (a dict), after applying ``key.path=value`` overrides."""
+    """Validate a parsed ``params.yaml`` (a dict), after applying ``key.path=value`` overrides.
+
+    Needs no model and no task: the models' settings come from ``lightning_modules.settings``
+    (``MODELS`` imports a model's module only when it is built or loaded) and the tasks'
+    heads and sources from ``pipeline.tasks.TASK_INFO``, so torch and Lightning are not
+    imported here."""
     from lightning_modules import MODELS
     from pipeline.datasets import SOURCES
-    from pipeline.tasks import TASKS
+    from pipeline.tasks import TASK_INFO as TASKS  # head and sources of each task, no task module
 
     if not isinstance(raw, dict):
         raise ConfigError("", "params.yaml must be a mapping with the sections: " + ", ".join(sorted(TOP_LEVEL)))
