@@ -228,6 +228,36 @@ def evaluate(
 
 
 @app.command()
+def sample(
+    experiment: str = typer.Argument(..., help="A trained experiment of params.yaml.", autocompletion=_complete("experiments")),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="Language models: the text to continue (default: the experiment's sampling.prompt)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="Language models: divides the logits; 1 samples the model's distribution, 0 is greedy (argmax) (default: the experiment's sampling.temperature, as its evaluation)."),
+    length: Optional[int] = typer.Option(None, "--length", min=1, help="Language models: characters to generate after the prompt (default: the experiment's sampling.length)."),
+    input: Optional[str] = typer.Option(None, "--input", help="Seq2seq, arithmetic and classifiers: the input, e.g. 'Thursday, 26 November 2026', '12+345', '0110' (default: a few test examples)."),
+    beam: Optional[int] = typer.Option(None, "--beam", min=1, help="Seq2seq and captioners: beam width, 1 = greedy (default: the model's beam_width, as its evaluation)."),
+    n: Optional[int] = typer.Option(None, "--n", "-n", min=1, help="How many: test examples shown (5; captions 8), GAN samples (image GANs 64, 2-D GANs 2500)."),
+    label: Optional[int] = typer.Option(None, "--label", min=0, help="Conditional image GANs (cgan, acgan): the class of every sample (default: one column per class)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Fixes every random choice: the same seed gives the same output (default: the experiment's seed)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write: a GAN's picture (default samples/EXPERIMENT-SEED.png), a captioner's captioned images, or a copy of the printed text."),
+) -> None:
+    """Generate from a trained experiment: text from a language model, outputs of a seq2seq model,
+    captions, a classifier's prediction, or a GAN's samples as a picture. Prints what it made;
+    the last line (on stderr) says what was written where."""
+
+    def action(config, layout):
+        from pipeline.stages.sample import Options
+        from pipeline.stages.sample import sample as run
+
+        options = Options(prompt=prompt, temperature=temperature, length=length, input=input, beam=beam, n=n, label=label, seed=seed, output=output)
+        result = run(config, layout, experiment, options)
+        if result.text is not None:
+            typer.echo(result.text)
+        typer.echo(result.summary, err=True)
+
+    _run(action)
+
+
+@app.command()
 def reference(dataset: str = typer.Argument(..., help="A dataset of params.yaml (an image dataset trains a classifier).", autocompletion=_complete("datasets"))) -> None:
     """Train an image dataset's reference classifier (models/reference-DATASET/), whose features and
     predictions measure the image GANs; its accuracy and the real-data metrics go to metrics/."""
