@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import sys
 import tarfile
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from pipeline.errors import DataError
+from pipeline.progress import wanted as progress_wanted
 
 TRANSIENT_STATUS = {429}  # plus every 5xx
 
@@ -52,16 +52,6 @@ def _matches_checksums(path: Path, sha256: str | None, md5: str | None) -> bool 
         for algorithm, expected in (("sha256", sha256), ("md5", md5))
         if expected
     )
-
-
-def _progress_wanted() -> bool:
-    if not sys.stderr.isatty():
-        return False
-    try:
-        import tqdm  # noqa: F401  (pooch needs it for the bar)
-    except ImportError:
-        return False
-    return True
 
 
 def _classify(exc: BaseException, url: str, timeout: float) -> tuple[str, bool]:
@@ -131,7 +121,7 @@ def download(
     else:
         known_hash = None
     downloader = pooch.HTTPDownloader(
-        progressbar=_progress_wanted() if progress is None else progress, timeout=timeout
+        progressbar=progress_wanted() if progress is None else progress, timeout=timeout
     )
 
     def fail(cause: str) -> DataError:

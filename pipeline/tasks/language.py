@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from pipeline.atomic import write_text
+from pipeline.progress import progress
 from pipeline.loaders import batches
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
 
@@ -49,7 +50,8 @@ def stream_nll(model, ids: np.ndarray, length: int, extra_mask: np.ndarray | Non
     rows_in = torch.from_numpy(ids[: n * EVAL_ROWS].astype(np.int64).reshape(EVAL_ROWS, n)).to(model.device)
     rows_out = torch.from_numpy(ids[1 : n * EVAL_ROWS + 1].astype(np.int64).reshape(EVAL_ROWS, n)).to(model.device)
     nll, correct, state = [], [], None
-    for start in range(0, n, length):
+    starts = range(0, n, length)
+    for start in progress(starts, len(starts), "bits per character", "chunk"):
         logits, state = model(rows_in[:, start : start + length], state)
         target = rows_out[:, start : start + length]
         nll.append(torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none").cpu())

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from pipeline.atomic import atomic_path, write_text
+from pipeline.progress import progress
 from pipeline.loaders import batch_loader, batches
 from pipeline.metrics import bleu, exact_match, mean_by, token_accuracy
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
@@ -124,7 +125,8 @@ class SequenceTask(Task):
         arrays = self.source_arrays(split)
         max_length = split["target"].shape[1] + 1
         greedy, beam, attention = [], [], []
-        for start in range(0, len(arrays[0]), DECODE_BATCH):
+        starts = range(0, len(arrays[0]), DECODE_BATCH)
+        for start in progress(starts, len(starts), "decoding (greedy and beam)", "batch"):
             source, lengths = (torch.from_numpy(a[start : start + DECODE_BATCH]).to(model.device) for a in arrays)
             first = model.greedy(source, lengths, max_length)
             tokens, _, attn = first
