@@ -61,6 +61,10 @@ class Layout:
     def plots(self, experiment: str) -> Path:
         return self.root / "plots" / experiment
 
+    def curves(self, experiment: str) -> Path:
+        """The training curves the train stage writes (a DVC plot)."""
+        return self.root / "curves" / f"{experiment}.csv"
+
     @property
     def reports(self) -> Path:
         return self.root / "reports"
