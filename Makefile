@@ -27,19 +27,36 @@ repro: install
 	@echo "Results:"
 	@echo "  reports/leaderboard.md   the comparison, one table per task (and its plots)"
 	@echo "  metrics/*.json           per-experiment metrics (dvc metrics show)"
-	@echo "  plots/<experiment>/      per-experiment plots (dvc plots show)"
+	@echo "  plots/<experiment>/      per-experiment plots, curves/<experiment>.csv training curves (dvc plots show)"
 	@echo "  make ui                  the MLflow dashboard: every run, its metrics and artifacts"
 
-## Unit tests, the CLI, and the real pipeline end to end on shrunken parameters.
-test: install
+## Unit tests, the CLI, the real pipeline end to end on shrunken parameters, and the MLflow
+## dashboard rendered by headless Chromium (installed when missing).
+test: install chromium
 	$(BIN)/python -m pytest
+
+## Chromium for tests/test_ui.py, from the distribution's packages where it is missing (sudo
+## when not root). If that fails the UI test fails, saying how to install it.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  sudo=$$( [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null || echo sudo ); \
+	  if command -v apt-get >/dev/null; then \
+	    echo "Installing chromium (apt-get) for the MLflow dashboard test..."; \
+	    { $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
+	      || echo "Could not install chromium: tests/test_ui.py will fail. Install it with: sudo apt-get install -y chromium"; \
+	  else \
+	    echo "No apt-get here: install Chromium yourself (tests/test_ui.py needs it on PATH as chromium)"; \
+	  fi; }
 
 ## Everything but the slow end-to-end tests.
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
-## The MLflow dashboard on this project's store (http://127.0.0.1:5000).
+## The MLflow dashboard on this project's store (http://127.0.0.1:5000): one experiment per
+## task (rnngan-zoo/<task>), the report's run in rnngan-zoo, each task's champion in the registry.
 ui: install
+	@echo "Open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (the 'Model training' view: runs and the model registry)"
 	zoo ui
 
 ## Benchmarks: each prints ratios against a baseline measured in the same run.
@@ -50,4 +67,4 @@ bench: install
 	$(BIN)/python benchmarks/gpu.py
 
 clean:
-	rm -rf models metrics plots reports mlflow.db mlartifacts logs data/raw
+	rm -rf models metrics plots curves reports mlflow.db mlartifacts logs data/raw

@@ -10,7 +10,7 @@ import os
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import urlparse
 
 from pipeline.errors import TrackingError
@@ -91,6 +91,14 @@ def _file_lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def experiment_name(config, task: Optional[str] = None) -> str:
+    """The MLflow experiment of a task's runs: ``<tracking.experiment>/<task>``, one per task, so
+    that the dashboard lists (and compares) like with like. Without a task,
+    ``tracking.experiment`` itself: the comparison report's runs and the reference classifiers'."""
+    base = config.tracking.experiment
+    return f"{base}/{task}" if task else base
+
+
 def experiment_id(mlflow_client, uri: str, name: str, layout) -> str:
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
@@ -132,9 +140,16 @@ def experiment_tags(config, layout, name: str, family: str) -> dict[str, str]:
 
 
 def log_params(mlflow_client, run_id: str, params: dict[str, Any]) -> None:
+    """Log flat parameters. A model setting (``model.<name>``) is logged as ``<name>``: the name
+    Lightning's logger gives the model's hyper-parameters as well, so the dashboard shows each
+    setting once instead of twice; the prefix stays only where another parameter has that name."""
     from mlflow.entities import Param
 
-    items = [Param(k, str(v)) for k, v in sorted(params.items())]
+    named = {}
+    for key, value in params.items():
+        short = key[len("model.") :] if key.startswith("model.") else None
+        named[short if short and (short not in params or str(params[short]) == str(value)) else key] = value
+    items = [Param(k, str(v)) for k, v in sorted(named.items())]
     for i in range(0, len(items), 100):
         mlflow_client.log_batch(run_id, params=items[i : i + 100])
 
@@ -162,4 +177,5 @@ def run_exists(mlflow_client, run_id: str) -> bool:
 
 
 def ui_link(run_json: dict) -> str:
-    return f"http://127.0.0.1:5000/#/experiments/{run_json['experiment_id']}/runs/{run_json['run_id']}"
+    # workflowType: MLflow 3's dashboard opens in its GenAI view otherwise (traces, not runs).
+    return f"http://127.0.0.1:5000/#/experiments/{run_json['experiment_id']}/runs/{run_json['run_id']}?workflowType=machine_learning"

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +79,47 @@ def serve_folder(folder: Path):
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+# ------------------------------------------------------------ one small pipeline run, shared
+
+# The pipeline's mechanics on four experiments; test_experiments.py trains every one.
+PIPELINE_EXPERIMENTS = ["parity-rnn", "parity-lstm", "ring-gan", "digits-cgan"]
+PIPELINE_DATASETS = ["parity", "ring", "digits"]
+
+
+def run(cmd: list[str], cwd: Path, env: dict) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-4000:]}"
+    return output
+
+
+@pytest.fixture(scope="session")
+def pipeline_copy(tmp_path_factory):
+    """A fresh copy of the project (what git would check out), small parameters, own git repo,
+    after one ``dvc repro``: (folder, environment, the output of ``dvc repro``). Run once per
+    session and shared: test_pipeline_e2e checks the pipeline on it (and then changes parameters
+    to rerun parts of it), test_registry the model registry, test_ui the MLflow dashboard."""
+    dest = tmp_path_factory.mktemp("e2e") / "zoo"
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    params = shrink(repo_params())
+    params["experiments"] = {k: v for k, v in params["experiments"].items() if k in PIPELINE_EXPERIMENTS}
+    params["datasets"] = {k: v for k, v in params["datasets"].items() if k in PIPELINE_DATASETS}
+    params["references"]["digits"]["epochs"] = 2
+    write_params(dest, params)
+    env = {k: v for k, v in os.environ.items() if k not in ("ZOO_ROOT",)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.invalid"
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        run(cmd, dest, env)
+    first = run(["dvc", "repro"], dest, env)
+    return dest, env, first

@@ -78,7 +78,7 @@ def mlflow_runs(folder: Path):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("rnngan-zoo")
+    exp = client.get_experiment_by_name("rnngan-zoo/parity")  # the task's experiment
     return client, client.search_runs([exp.experiment_id], "tags.`zoo.kind` = 'experiment'")
 
 
@@ -115,6 +115,7 @@ def test_sigkill_mid_epoch_resumes_from_checkpoint_and_matches_uninterrupted_run
     assert json.loads(layout.run_file(EXPERIMENT).read_text())["run_id"] == run_id  # the same MLflow run
     assert not layout.resume_dir(EXPERIMENT).exists()
     assert_same_model(folder, uninterrupted)
+    assert layout.curves(EXPERIMENT).read_text() == Layout(uninterrupted).curves(EXPERIMENT).read_text()  # every epoch's curve
 
     zoo(folder, "evaluate", EXPERIMENT)
     metrics = json.loads(layout.metrics(EXPERIMENT).read_text())

@@ -1,26 +1,21 @@
 """The real pipeline, end to end: a copy of the repository with shrunken parameters, run by
-``dvc repro`` as a user would, then checked on disk and in the MLflow store."""
+``dvc repro`` as a user would (``pipeline_copy`` in conftest.py, shared with test_registry and
+test_ui), then checked on disk and in the MLflow store."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO, shrink, write_params
+from conftest import PIPELINE_DATASETS as DATASETS, PIPELINE_EXPERIMENTS as EXPERIMENTS, run, write_params
 
 pytestmark = pytest.mark.slow
 
-EXPERIMENTS = ["parity-rnn", "parity-lstm", "ring-gan", "digits-cgan"]
-DATASETS = ["parity", "ring", "digits"]
 PARITY_METRICS = {"accuracy", "accuracy_train_lengths", "accuracy_longer", "accuracy_max_length", "grad_log10_decay", "grad_log10_decay_init"}
 EXPECTED_METRICS = {
     "parity-rnn": PARITY_METRICS,
@@ -30,43 +25,8 @@ EXPECTED_METRICS = {
 }
 
 
-def run(cmd: list[str], cwd: Path, env: dict) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-4000:]}"
-    return output
-
-
 def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
-
-
-@pytest.fixture(scope="module")
-def pipeline_copy(tmp_path_factory):
-    """A fresh copy of the project (what git would check out), small parameters, own git repo."""
-    dest = tmp_path_factory.mktemp("e2e") / "zoo"
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for rel in files:
-        if (REPO / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dest / rel)
-    (dest / "dvc.lock").unlink(missing_ok=True)
-    # The pipeline's mechanics on three experiments; test_experiments.py trains every one.
-    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()))
-    params["experiments"] = {k: v for k, v in params["experiments"].items() if k in EXPERIMENTS}
-    params["datasets"] = {k: v for k, v in params["datasets"].items() if k in DATASETS}
-    params["references"]["digits"]["epochs"] = 2
-    write_params(dest, params)
-    env = {k: v for k, v in os.environ.items() if k not in ("ZOO_ROOT",)}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
-    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.invalid"
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
-        run(cmd, dest, env)
-    first = run(["dvc", "repro"], dest, env)
-    return dest, env, first
 
 
 def test_every_stage_runs(pipeline_copy):
@@ -101,15 +61,20 @@ def test_mlflow_holds_one_finished_run_per_experiment(pipeline_copy):
 
     dest, _, _ = pipeline_copy
     client = MlflowClient(tracking_uri=f"sqlite:///{dest / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("rnngan-zoo")
-    runs = client.search_runs([exp.experiment_id], "tags.`zoo.kind` = 'experiment'")
+    exp = client.get_experiment_by_name("rnngan-zoo")  # the report's and the reference classifiers'
+    assert client.search_runs([exp.experiment_id], "tags.`zoo.kind` = 'experiment'") == []
+    runs = []
+    for task in ("parity", "mixture-2d", "images"):  # one MLflow experiment per task
+        found = client.search_runs([client.get_experiment_by_name(f"rnngan-zoo/{task}").experiment_id], "tags.`zoo.kind` = 'experiment'")
+        assert found and all(r.data.tags["zoo.task"] == task for r in found)
+        runs += found
     assert sorted(r.info.run_name for r in runs) == sorted(EXPERIMENTS)
     for r in runs:
         name = r.info.run_name
         assert r.info.status == "FINISHED"
-        assert r.data.tags["zoo.task"] in ("parity", "mixture-2d", "images")
         assert r.data.tags["mlflow.source.git.commit"]
         assert r.data.params["batch_size"] and r.data.params["trainer.max_epochs"] == "1"
+        assert not any(key.startswith("model.") for key in r.data.params)  # each model setting once, under its own name
         metrics = json.loads((dest / "metrics" / f"{name}.json").read_text())
         for key, value in metrics.items():
             assert r.data.metrics[key] == pytest.approx(value)
@@ -146,3 +111,21 @@ def test_second_repro_runs_nothing_and_one_change_reruns_one_experiment(pipeline
     assert {"reference@digits", "evaluate@digits-cgan", "compare"} <= retrained
     assert not any(s.startswith(("train@", "fetch@")) for s in retrained)
     assert {s for s in retrained if s.startswith("evaluate@")} == {"evaluate@digits-cgan"}
+
+
+def test_dvc_plots_show_renders_the_training_curves_of_every_experiment(pipeline_copy):
+    dest, env, _ = pipeline_copy
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], dest, env))
+    assert not shown.get("errors"), shown["errors"]
+    for name in EXPERIMENTS:
+        (plot,) = shown["data"][f"curves/{name}.csv"]
+        assert plot["type"] == "vega"
+        spec = plot["content"]
+        assert spec["facet"]["field"] == "metric"  # .dvc/plots/training-curves.json
+        rows = spec["data"]["values"]
+        epochs = {int(r["epoch"]) for r in rows}
+        assert epochs == set(range(1, max(epochs) + 1)) and max(epochs) >= 1
+        metrics = {r["metric"] for r in rows}
+        assert ({"d_loss", "g_loss"} if "gan" in name else {"loss", "accuracy"}) <= metrics, metrics
+        assert {r["split"] for r in rows} == {"train", "validation"}
+        assert all(math.isfinite(float(r["value"])) for r in rows)

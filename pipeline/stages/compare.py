@@ -4,7 +4,9 @@ Reads ``metrics/<experiment>.json`` and ``models/<experiment>/run.json`` of ever
 in ``params.yaml``; writes ``reports/leaderboard.md`` and the side-by-side plots,
 ``reports/claims.md`` (the tutorial's claims judged by ``pipeline.claims``) and
 ``reports/index.html`` (all of it on one self-contained page, pictures embedded), and logs
-them to an MLflow run of their own (tag ``zoo.kind = report``, a ``zoo.claim.<n>`` tag per verdict).
+them to an MLflow run of their own (tag ``zoo.kind = report``, a ``zoo.claim.<n>`` tag per verdict)
+in the experiment ``tracking.experiment``. Then the best experiment of each table becomes the
+``champion`` of its model in the MLflow model registry (``pipeline.registry``).
 """
 
 from __future__ import annotations
@@ -63,12 +65,11 @@ def _value(col, metrics: dict) -> Cell:
     return Cell(col.fmt.format(value) if isinstance(value, (int, float)) and math.isfinite(value) else "—")
 
 
-def tables(config, layout) -> list[Table]:
-    """The leaderboard: one table per (task, dataset), best first, sanity rows on top."""
-    from lightning_modules import MODELS
+def ranked(config, layout):
+    """(task, dataset, rows best first) per leaderboard table; a row is (experiment, its
+    config, metrics, run.json), ranked by the task's primary metric, unmeasured ones last."""
     from pipeline.tasks import TASKS
 
-    out = []
     for task, dataset, names in groups(config, TASKS):
         rows = []
         for name in names:
@@ -77,13 +78,22 @@ def tables(config, layout) -> list[Table]:
             run = _read(layout.run_file(name)) or {}
             rows.append((name, exp, metrics, run))
 
-        def rank_key(row):
+        def rank_key(row, task=task):
             value = row[2].get(task.primary)
-            if value is None or not math.isfinite(value):
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
                 return (1, 0.0)
             return (0, -value if task.higher_is_better else value)
 
         rows.sort(key=rank_key)
+        yield task, dataset, rows
+
+
+def tables(config, layout, ranking=None) -> list[Table]:
+    """The leaderboard: one table per (task, dataset), best first, sanity rows on top."""
+    from lightning_modules import MODELS
+
+    out = []
+    for task, dataset, rows in ranking if ranking is not None else ranked(config, layout):
         order = "higher is better" if task.higher_is_better else "lower is better"
         header = ("#", "experiment", "model", "parameters", *(c.label for c in task.columns), "MLflow run")
         cells = []
@@ -164,7 +174,8 @@ def compare(config, layout) -> Path:
     from pipeline.report_page import page
     from pipeline.tasks import TASKS
 
-    boards = tables(config, layout)
+    ranking = list(ranked(config, layout))
+    boards = tables(config, layout, ranking)
     results = claims.judge(evidence(config, layout), claims.seed_groups(config))
     with atomic_dir(layout.reports) as tmp:
         plots = []
@@ -179,7 +190,7 @@ def compare(config, layout) -> Path:
         uri = tracking.resolve_uri(config, layout)
         tracking.check_reachable(uri)
         mlflow = tracking.client(uri)
-        experiment_id = tracking.experiment_id(mlflow, uri, config.tracking.experiment, layout)
+        experiment_id = tracking.experiment_id(mlflow, uri, tracking.experiment_name(config), layout)
         commit = tracking.git_commit(layout.root)
         tags = {"zoo.kind": tracking.KIND_REPORT, "mlflow.runName": "leaderboard"}
         if commit:
@@ -189,6 +200,7 @@ def compare(config, layout) -> Path:
         for result in results:
             mlflow.set_tag(run_id, f"zoo.claim.{result.claim.number}", claims.verdict_label(result))
         mlflow.set_terminated(run_id, "FINISHED")
+        register(config, layout, mlflow, uri, ranking)
     supported = sum(r.verdict == claims.SUPPORTED for r in results)
     reports = layout.reports.relative_to(layout.root)
     print(
@@ -196,3 +208,17 @@ def compare(config, layout) -> Path:
         f"claims supported {supported}/{len(results)} -> {reports}/claims.md (MLflow run {run_id})"
     )
     return layout.reports / "leaderboard.md"
+
+
+def register(config, layout, mlflow_client, uri: str, ranking) -> None:
+    """Each table's best experiment becomes the ``champion`` of its registered model
+    (``pipeline.registry``); a table that fails is reported and the others go on."""
+    import sys
+
+    from pipeline.registry import register_champions
+
+    for outcome in register_champions(config, layout, mlflow_client, uri, ranking):
+        if outcome.action == "failed":
+            print(f"warning: model registry: {outcome.line()}", file=sys.stderr)
+        elif outcome.action != "skipped" or outcome.experiment:
+            print(f"model registry: {outcome.line()}")

@@ -66,7 +66,7 @@ def evaluate(config, layout, name: str) -> Path:
         if not run_id or not tracking.run_exists(mlflow, run_id):
             # The training run is gone (deleted in the UI, another store): record the
             # evaluation in a new run and say why.
-            experiment_id = tracking.experiment_id(mlflow, uri, config.tracking.experiment, layout)
+            experiment_id = tracking.experiment_id(mlflow, uri, tracking.experiment_name(config, exp.task), layout)
             tags = tracking.experiment_tags(config, layout, name, entry.family)
             tags["zoo.note"] = f"training run {run_id or '(none)'} not found in {uri}; evaluation logged in a new run"
             run_id = mlflow.create_run(experiment_id, run_name=name, tags=tags).info.run_id

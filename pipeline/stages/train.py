@@ -72,6 +72,7 @@ def train(config, layout, name: str) -> Path:
             f"model '{exp.model}' optimises manually (a GAN); Lightning cannot clip its gradients",
         )
 
+    from pipeline.history import EpochHistory
     from pipeline.resume import EpochCheckpoint, FiniteLoss, GracefulInterrupt, RandomState, ResumeState, checkpoint_step, fingerprint
 
     resume = ResumeState(layout.resume_dir(name), fingerprint(config, name, manifest))
@@ -83,14 +84,14 @@ def train(config, layout, name: str) -> Path:
     logger = False
     if rank_zero:
         mlflow = tracking.client(uri)
-        experiment_id = tracking.experiment_id(mlflow, uri, config.tracking.experiment, layout)
+        experiment_id = tracking.experiment_id(mlflow, uri, tracking.experiment_name(config, exp.task), layout)
         if previous_run and tracking.run_exists(mlflow, previous_run):
             run_id = previous_run
             mlflow.update_run(run_id, status="RUNNING")
         else:
             run = mlflow.create_run(experiment_id, run_name=name, tags=tracking.experiment_tags(config, layout, name, entry.family))
             run_id = run.info.run_id
-            tracking.log_params(mlflow, run_id, {**exp.flat_params(), **prepared.model_args, "family": entry.family})
+            tracking.log_params(mlflow, run_id, {**exp.flat_params(), **prepared.model_args, "family": entry.family, "seed": seed})
         resume.start(run_id)
         logger = MLFlowLogger(experiment_name=config.tracking.experiment, tracking_uri=uri, run_id=run_id)
     if resume_from is not None and rank_zero:
@@ -103,7 +104,7 @@ def train(config, layout, name: str) -> Path:
         trainer = pl.Trainer(
             **trainer_args,
             logger=logger,
-            callbacks=[EpochCheckpoint(resume.folder), RandomState(), FiniteLoss(name), interrupt := GracefulInterrupt()],
+            callbacks=[EpochCheckpoint(resume.folder), RandomState(), FiniteLoss(name), history := EpochHistory(), interrupt := GracefulInterrupt()],
             enable_model_summary=False,
             default_root_dir=tmp,
         )
@@ -143,6 +144,10 @@ def train(config, layout, name: str) -> Path:
             )
     if not rank_zero:
         return layout.checkpoint(name)
+    history.write(layout.curves(name))
     resume.clear()
-    print(f"trained {name} in {fit_seconds:.1f} s (set-up {setup_seconds:.1f} s): {layout.checkpoint(name).relative_to(layout.root)}, MLflow run {run_id}")
+    print(
+        f"trained {name} in {fit_seconds:.1f} s (set-up {setup_seconds:.1f} s): {layout.checkpoint(name).relative_to(layout.root)}, "
+        f"curves {layout.curves(name).relative_to(layout.root)}, MLflow run {run_id}"
+    )
     return layout.checkpoint(name)

@@ -1,0 +1,274 @@
+"""The MLflow model registry that ``zoo compare`` fills: each leaderboard table's best
+experiment is the ``champion`` of its registered model, and loads with
+``mlflow.pytorch.load_model("models:/<name>@champion")`` and predicts on the input example
+logged with it.
+
+Every head kind on hand-made projects (untrained models, no data: seconds), and the
+champions of a small finished pipeline run (``pipeline_copy``, shared with test_pipeline_e2e).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline import registry, tracking
+
+# The shape arguments a task gives its models, per head.
+MODEL_ARGS = {
+    "classifier": {"vocab_size": 2, "n_classes": 2},
+    "language-model": {"vocab_size": 30},
+    "seq2seq": {"source_vocab_size": 40, "target_vocab_size": 20},
+    "captioner": {"target_vocab_size": 14, "image_height": 8, "image_width": 24},
+    "sampler-2d": {"data_dim": 2},
+    "sampler-image": {"image_shape": [1, 8, 8], "n_classes": 10},
+}
+# One experiment per head kind (the recurrent and the Transformer language model), each in a
+# leaderboard table of its own, and the registered model it becomes.
+CHAMPIONS = {
+    "parity-lstm": "rnngan-zoo.parity",
+    "xml-lstm": "rnngan-zoo.xml",
+    "charlm-transformer": "rnngan-zoo.charlm.pydoc",
+    "dates-seq2seq-bahdanau": "rnngan-zoo.dates",
+    "captions-show-attend-tell": "rnngan-zoo.captions",
+    "ring-gan": "rnngan-zoo.mixture-2d.ring",
+    "digits-cgan": "rnngan-zoo.images.digits",
+}
+
+
+def test_every_model_of_every_head_has_a_wrapper_with_one_tensor_in_and_out():
+    """``registry.wrap`` on every (model, head) of ``MODELS``, default settings, untrained (of
+    the 15 recurrent cells, which share their classes, torch's fused LSTM and one of the zoo's)."""
+    from lightning_modules import MODELS
+
+    with registry._one_thread():  # as registering runs them: tiny models
+        for entry, head in ((e, h) for e in MODELS.values() for h in e.heads if e.family != "recurrent" or e.name in ("lstm", "gru")):
+            _wrapper_predicts(entry, head)
+
+
+def _wrapper_predicts(entry, head: str) -> None:
+    torch.manual_seed(0)
+    args = {**MODEL_ARGS[head], **({"image_shape": [1, 16, 16]} if head == "sampler-image" else {})}  # LAPGAN's 3 levels
+    model = entry.build(head, entry.settings_for(head)(), **args)
+    wrapper, example = registry.wrap(model, head)
+    with torch.no_grad():
+        output = wrapper(example)
+    assert isinstance(output, torch.Tensor) and len(output) == len(example), (entry.name, head)
+    assert torch.isfinite(output.float()).all(), (entry.name, head)
+    expected = {
+        "classifier": (2, 2), "language-model": (2, 30), "sampler-2d": (4, 2), "sampler-image": (4, 1, 16, 16),
+    }.get(head)
+    if expected:
+        assert tuple(output.shape) == expected, (entry.name, head)
+    else:  # greedy decoding: ids, at most DECODE_LENGTH of them
+        assert output.dtype == torch.int64 and output.shape[1] <= registry.DECODE_LENGTH, (entry.name, head)
+    signature = registry.signature(example.numpy(), output.numpy())
+    assert signature.inputs.inputs[0].shape[0] == -1
+
+
+@pytest.fixture
+def use_store(monkeypatch):
+    """Point MLflow's global tracking (and registry) URI at a store for the test, and back."""
+    import mlflow
+
+    def use(folder: Path) -> str:
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        return uri
+
+    yield use
+    mlflow.set_tracking_uri(None)
+
+
+def untrained(project: Path, config, name: str, metric: float, client) -> None:
+    """What train and evaluate leave of an experiment, from an untrained model: a checkpoint
+    Lightning can load, run.json with a real MLflow run, and the metrics file."""
+    import pytorch_lightning as pl
+
+    from lightning_modules import MODELS
+    from pipeline.paths import Layout
+    from pipeline.tasks import TASKS
+
+    layout = Layout(project)
+    exp = config.experiments[name]
+    head = TASKS[exp.task].head
+    torch.manual_seed(0)
+    model = MODELS[exp.model].build(head, exp.settings, **MODEL_ARGS[head])
+    layout.model_dir(name).mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "pytorch-lightning_version": pl.__version__},
+        layout.checkpoint(name),
+    )
+    experiment_id = tracking.experiment_id(client, tracking.resolve_uri(config, layout), tracking.experiment_name(config, exp.task), layout)
+    run_id = client.create_run(experiment_id, run_name=name, tags={"zoo.kind": "experiment", "zoo.task": exp.task}).info.run_id
+    client.set_terminated(run_id, "FINISHED")
+    layout.run_file(name).write_text(json.dumps({"experiment": name, "run_id": run_id, "experiment_id": experiment_id, "parameters": 1}))
+    layout.metrics(name).parent.mkdir(exist_ok=True)
+    layout.metrics(name).write_text(json.dumps({TASKS[exp.task].primary: metric}))
+
+
+@pytest.fixture
+def heads_project(project, small_params, use_store):
+    from pipeline.config import load
+    from pipeline.paths import Layout
+
+    from conftest import write_params
+
+    small_params["experiments"] = {k: small_params["experiments"][k] for k in CHAMPIONS}
+    write_params(project, small_params)
+    use_store(project)
+    layout = Layout(project)
+    config = load(layout.params)
+    client = tracking.client(tracking.resolve_uri(config, layout))
+    for name in CHAMPIONS:
+        untrained(project, config, name, 0.5, client)
+    return project, layout, config, client
+
+
+def champion_predicts(name: str):
+    """Load the champion as a user would, predict on its logged input example; the output as
+    the signature says. Returns the model version and the output."""
+    import mlflow
+    from mlflow.models import Model
+
+    uri = registry.champion_uri(name)
+    local = mlflow.artifacts.download_artifacts(uri)
+    metadata = Model.load(local)
+    example = metadata.load_input_example(local)
+    assert isinstance(example, np.ndarray) and len(example) >= 2
+    model = mlflow.pytorch.load_model(uri)
+    with torch.no_grad():
+        output = model(torch.from_numpy(example))
+    assert isinstance(output, torch.Tensor) and len(output) == len(example)
+    assert torch.isfinite(output.float()).all()
+    (spec,) = metadata.signature.outputs.inputs
+    assert output.numpy().dtype == spec.type
+    assert all(expected in (-1, actual) for expected, actual in zip(spec.shape, output.shape, strict=True))
+    (spec,) = metadata.signature.inputs.inputs
+    assert example.dtype == spec.type and len(spec.shape) == example.ndim
+    assert np.asarray(mlflow.pyfunc.load_model(uri).predict(example)).shape == tuple(output.shape)  # the schema admits it
+    version = mlflow.MlflowClient().get_model_version_by_alias(name, registry.CHAMPION)
+    return version, output
+
+
+def test_every_head_kind_registers_a_champion_that_loads_and_predicts(heads_project, capsys):
+    from pipeline.stages.compare import compare
+
+    project, layout, config, client = heads_project
+    compare(config, layout)
+    out = capsys.readouterr().out
+    assert (layout.reports / "leaderboard.md").is_file()
+
+    from pipeline.tasks import TASKS
+
+    for experiment, name in CHAMPIONS.items():
+        head = TASKS[config.experiments[experiment].task].head
+        assert f"model registry: {name} v1 @champion = {experiment}" in out
+        version, output = champion_predicts(name)
+        run = json.loads(layout.run_file(experiment).read_text())
+        assert version.run_id == run["run_id"]  # logged into the experiment's own run, in its experiment
+        assert version.source.startswith("models:/m-")  # the logged model, by id
+        assert client.get_logged_model(version.source.removeprefix("models:/")).experiment_id == run["experiment_id"]
+        assert version.tags["zoo.experiment"] == experiment and version.tags["zoo.head"] == head
+        assert version.tags["zoo.metric"] and version.tags["zoo.metric_value"] == "0.5"
+        if head == "classifier":
+            torch.testing.assert_close(output.sum(dim=1), torch.ones(len(output)))  # probabilities
+        elif head == "sampler-image":
+            assert output.shape[1:] == (1, 8, 8) and output.abs().max() <= 1
+        elif head in ("seq2seq", "captioner"):
+            assert output.dtype == torch.int64
+    # The registered model names its task; the models lie beside the runs' artifacts.
+    model = client.get_registered_model("rnngan-zoo.parity")
+    assert model.tags["zoo.task"] == "parity" and "accuracy_longer" in model.description
+    assert not (project / "mlruns").exists()
+
+
+def test_a_rerun_keeps_the_champion_and_a_better_experiment_takes_over(project, small_params, use_store, capsys):
+    from conftest import write_params
+    from pipeline.config import load
+    from pipeline.paths import Layout
+    from pipeline.stages.compare import compare
+
+    small_params["experiments"] = {k: small_params["experiments"][k] for k in ("parity-lstm", "parity-rnn")}
+    write_params(project, small_params)
+    use_store(project)
+    layout = Layout(project)
+    config = load(layout.params)
+    client = tracking.client(tracking.resolve_uri(config, layout))
+    untrained(project, config, "parity-lstm", 0.9, client)
+    untrained(project, config, "parity-rnn", 0.6, client)
+    compare(config, layout)
+    assert "rnngan-zoo.parity v1 @champion = parity-lstm (accuracy_longer 0.9; registered" in capsys.readouterr().out
+
+    # compare again, nothing changed: no new version, the same champion, at once
+    compare(config, layout)
+    assert "rnngan-zoo.parity v1 @champion = parity-lstm (accuracy_longer 0.9; unchanged" in capsys.readouterr().out
+    assert len(client.search_model_versions("name = 'rnngan-zoo.parity'")) == 1
+
+    # re-evaluated with a new number: the same version, its tag follows
+    layout.metrics("parity-lstm").write_text(json.dumps({"accuracy_longer": 0.8}))
+    compare(config, layout)
+    assert client.get_model_version_by_alias("rnngan-zoo.parity", "champion").tags["zoo.metric_value"] == "0.8"
+
+    # another experiment wins: a new version becomes champion
+    layout.metrics("parity-rnn").write_text(json.dumps({"accuracy_longer": 0.95}))
+    compare(config, layout)
+    assert "rnngan-zoo.parity v2 @champion = parity-rnn (accuracy_longer 0.95; registered" in capsys.readouterr().out
+    version, _ = champion_predicts("rnngan-zoo.parity")
+    assert str(version.version) == "2" and version.tags["zoo.experiment"] == "parity-rnn"
+
+    # and back: the earlier version is champion again, nothing logged twice
+    layout.metrics("parity-rnn").write_text(json.dumps({"accuracy_longer": 0.5}))
+    compare(config, layout)
+    assert "rnngan-zoo.parity v1 @champion = parity-lstm (accuracy_longer 0.8; restored" in capsys.readouterr().out
+    assert len(client.search_model_versions("name = 'rnngan-zoo.parity'")) == 2
+
+
+def test_a_table_that_fails_to_register_is_reported_and_the_others_are_registered(project, small_params, use_store, capsys):
+    from conftest import write_params
+    from pipeline.config import load
+    from pipeline.paths import Layout
+    from pipeline.stages.compare import compare
+
+    small_params["experiments"] = {k: small_params["experiments"][k] for k in ("parity-lstm", "ring-gan")}
+    write_params(project, small_params)
+    use_store(project)
+    layout = Layout(project)
+    config = load(layout.params)
+    client = tracking.client(tracking.resolve_uri(config, layout))
+    untrained(project, config, "parity-lstm", 0.9, client)
+    untrained(project, config, "ring-gan", 3, client)
+    layout.checkpoint("ring-gan").write_bytes(b"not a checkpoint")
+
+    compare(config, layout)
+    captured = capsys.readouterr()
+    assert "warning: model registry: rnngan-zoo.mixture-2d.ring: failed, ring-gan: ModelError: cannot load checkpoint" in captured.err
+    assert "rnngan-zoo.parity v1 @champion = parity-lstm" in captured.out
+    assert (layout.reports / "leaderboard.md").is_file() and "compared 2 experiments" in captured.out
+
+
+@pytest.mark.slow
+def test_the_champions_of_a_pipeline_run_load_and_predict(pipeline_copy, use_store):
+    """After ``dvc repro``: each table's champion is its leaderboard's first experiment."""
+    from pipeline.config import load
+    from pipeline.paths import Layout
+    from pipeline.stages.compare import ranked
+
+    dest, _, _ = pipeline_copy
+    use_store(dest)
+    layout = Layout(dest)
+    config = load(layout.params)
+    tables = list(ranked(config, layout))
+    assert {(task.name, dataset) for task, dataset, _ in tables} == {("parity", "parity"), ("mixture-2d", "ring"), ("images", "digits")}
+    for task, dataset, rows in tables:
+        best, _, metrics, run = rows[0]
+        version, output = champion_predicts(registry.model_name(config, task.name, dataset))
+        assert version.tags["zoo.experiment"] == best and version.run_id == run["run_id"]
+        assert version.tags["zoo.metric"] == task.primary
+        assert float(version.tags["zoo.metric_value"]) == pytest.approx(metrics[task.primary], rel=1e-5)
+        assert version.tags["zoo.checkpoint_sha256"] == registry.sha256(layout.checkpoint(best))
