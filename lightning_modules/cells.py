@@ -16,11 +16,17 @@ Variable lengths are handled by masking, not packing: a sequence's state stops c
 length (h = where(t < length, h_new, h)); the backward direction reads each sequence reversed
 within its own length.
 
-Speed (CPU): the steps use the recurrent weights detached and the weights' gradients are
-summed over all steps in one matmul at the end (``_DeferredWeightGrad``), instead of one small
-matmul (or batch reduction, for peepholes) per step. That path cannot be differentiated twice
-(it raises); for a double backward, e.g. a gradient penalty through a recurrent discriminator,
-set ``Recurrent.deferred_weight_grad = False`` on the instance.
+Speed: training runs each layer and direction as ONE autograd node (``_Sequence``) instead of
+autograd's ~10-20 per step. Forward: the input terms of all steps in one matmul, written into
+the buffer that each step then updates in place (one h @ W_h matmul, the activations), keeping
+the gates; no autograd. Backward: backpropagation through time written out by hand per cell
+(``run_sequence`` / ``backprop_sequence``), a few elementwise ops and one matmul per step, and
+each weight's gradient summed over all steps in one matmul at the end (``weight_grads``). It
+cannot be differentiated twice (it raises); for a double backward, e.g. a gradient penalty
+through a recurrent discriminator, set ``Recurrent.hand_backward = False`` on the instance: plain
+autograd through ``Cell.step``, which ``record_states`` (the gradient-flow diagnostic: h_t on
+the autograd path) also uses. tests/test_cells.py holds the two paths to each other and the
+hand-written one to gradcheck.
 
 ``fused=True`` with ``rnn`` or ``lstm`` runs torch's nn.RNN / nn.LSTM (packed) instead; when the
 step-by-step hidden states are asked for (``record_states``, the gradient-flow diagnostic), the
@@ -36,27 +42,10 @@ from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-CELL_NAMES = [
-    "rnn",
-    "lstm",
-    "lstm-peephole",
-    "lstm-nig",
-    "lstm-nfg",
-    "lstm-nog",
-    "lstm-niaf",
-    "lstm-noaf",
-    "lstm-np",
-    "lstm-cifg",
-    "lstm-fgr",
-    "gru",
-    "mut1",
-    "mut2",
-    "mut3",
-]
+from lightning_modules.settings import CELL_NAMES  # one list: validation reads it without torch
 # Cells with a forget gate of their own, whose bias starts at ``forget_bias`` (Gers et al. 2000;
 # Jozefowicz et al. 2015 use 1). NFG has no forget gate, CIFG's is 1 - i.
 LSTM_FAMILY = [
@@ -82,19 +71,62 @@ class RecurrentOutput:
     states: Optional[list[Tensor]]  # record_states: last layer's forward h_t, t = 1..T, each (B, H), on the autograd path
 
 
+# The elementwise derivatives autograd itself uses (every device has them): grad ⊙ y ⊙ (1 - y)
+# for y = σ(x), grad ⊙ (1 - y²) for y = tanh(x); the ``_into`` forms write into ``grad_input``.
+# (Overloads named up front: resolving one per call costs microseconds, per step.)
+_sigmoid_backward_into = torch.ops.aten.sigmoid_backward.grad_input
+_tanh_backward = torch.ops.aten.tanh_backward.default
+_tanh_backward_into = torch.ops.aten.tanh_backward.grad_input
+
+
+def _steps(x: Optional[Tensor]) -> Optional[list[Tensor]]:
+    """The per-step views x[t] of a (T, ...) buffer, made at once (cheaper than indexing in the
+    loop); None for None."""
+    return None if x is None else list(x.unbind(0))
+
+
+def _cols(x: Tensor, cols: Optional[slice]) -> Optional[list[Tensor]]:
+    """The per-step views x[t][:, cols] of a (T, B, G) buffer; None where cols is None (a gate
+    the cell lacks)."""
+    return None if cols is None else list(x[:, :, cols].unbind(0))
+
+
+def _masked_grad(m: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
+    """A masked step (state = where(m, new, old)): the gradient of the state splits into the part
+    reaching the step's new value and the part passed straight to the old state."""
+    return torch.where(m, grad, 0.0), torch.where(m, 0.0, grad)
+
+
+def _weight_grad(d: Tensor, a: int, b: int, first: Tensor, rest: Optional[Tensor] = None) -> Tensor:
+    """Σ_t d[t][:, a:b]ᵀ · in_t for a weight applied to in_t at every step, in one matmul (two
+    with ``rest``) over all T·B rows. d (T, B, G) contiguous. Either ``first`` (T, B, K) holds in_t
+    for every t, or in_0 = first (B, K) and in_t = rest[t - 1], rest (≥ T - 1, B, K) contiguous."""
+    T, B, G = d.shape
+    dt = d.view(T * B, G).t()[a:b]  # (b - a, T·B): a transposed view, no copy
+    if rest is None:
+        return dt @ first.reshape(T * B, -1)
+    g = dt[:, :B] @ first
+    if T > 1:
+        g.addmm_(dt[:, B:], rest[: T - 1].reshape((T - 1) * B, -1))
+    return g
+
+
 class Cell(nn.Module):
     """Shared by all cells: ``weight_x`` (G·H, I) and ``bias`` (G·H,) give the input terms of all
-    steps in one matmul (``project``); each cell adds its recurrent matrices. Every parameter
-    starts uniform in ±1/√H, as in torch's recurrent layers.
+    steps in one matmul (``project``); each cell adds its recurrent weights, named in
+    ``recurrent``. Every parameter starts uniform in ±1/√H, as in torch's recurrent layers.
 
-    Per step, gates are taken apart with split/chunk/unbind, never by indexing: autograd turns
+    Each cell has its equations twice: ``step``, one step with plain autograd (for ``gates``,
+    ``record_states`` and a double backward), and ``run_sequence`` / ``backprop_sequence``, all
+    steps without autograd and their backward by hand (``_Sequence``, the training path).
+    tests/test_cells.py holds the two to each other, and the hand backward to gradcheck.
+
+    In ``step``, gates are taken apart with split/chunk, never by indexing: autograd turns
     an index or slice into a zero-filled gradient of the whole tensor at every step."""
 
     state_size = 1  # tensors in the state tuple; the first is h
-    # (name, first column, end column, kind): every weight that step() applies to a
-    # step-dependent input, and the columns of xp whose pre-activation it adds to: "mm" for
-    # acc + inp @ W.T (_rmm), "diag" for acc + inp ⊙ p (_rmul, peepholes). See _DeferredWeightGrad.
-    recurrent: list[tuple[str, int, int, str]] = []
+    recurrent: tuple[str, ...] = ()  # the recurrent weights, in the order run_sequence gets them
+    linear_projection = True  # project is F.linear(x, weight_x, bias): _Sequence does it itself
 
     def __init__(self, input_size: int, hidden_size: int, x_gates: int):
         super().__init__()
@@ -117,25 +149,33 @@ class Cell(nn.Module):
     def init_state(self, batch: int, like: Tensor) -> tuple[Tensor, ...]:
         return tuple(like.new_zeros(batch, self.hidden_size) for _ in range(self.state_size))
 
-    def step(
-        self, xp: Tensor, state: tuple[Tensor, ...], gates: Optional[dict] = None, tape: Optional[_Tape] = None
-    ) -> tuple[Tensor, ...]:
-        """One time step from the projected input ``xp`` (B, G·H); fills ``gates`` if given.
-        ``tape``: set by Recurrent during training (see _DeferredWeightGrad), None otherwise."""
+    def step(self, xp: Tensor, state: tuple[Tensor, ...], gates: Optional[dict] = None) -> tuple[Tensor, ...]:
+        """One time step from the projected input ``xp`` (B, G·H); fills ``gates`` if given."""
         raise NotImplementedError
 
-    def _rmm(self, name: str, acc: Tensor, inp: Tensor, tape: Optional[_Tape]) -> Tensor:
-        """acc + inp @ W.T for the recurrent weight ``name``. Under a tape, W's gradient is left
-        to the tape, which computes it for all steps at once."""
-        if tape is None:
-            return torch.addmm(acc, inp, getattr(self, name).t())
-        return torch.addmm(acc, inp, tape.use(name, inp))
+    def run_sequence(
+        self, acts: Tensor, state: tuple[Tensor, ...], weights: tuple[Tensor, ...], mask: Optional[Tensor],
+        min_length: int,
+    ) -> tuple[Tensor, tuple[Tensor, ...], dict]:
+        """All steps, no autograd. ``acts`` (T, B, G) holds xp, the input terms, and is the
+        cell's to keep: each step adds its recurrent terms and takes the activations in place
+        (no copy of xp, one pass over it). ``state`` as from ``init_state``, ``weights`` the
+        tensors named by ``recurrent``; ``mask`` (T, B, 1) bool (t < length) or None, steps
+        below ``min_length`` unmasked. Returns hs (T, B, H), h after each step (kept at its last
+        value past a sequence's length), the final state's entries after h, and what
+        ``backprop_sequence`` needs."""
+        raise NotImplementedError
 
-    def _rmul(self, name: str, acc: Tensor, inp: Tensor, tape: Optional[_Tape]) -> Tensor:
-        """acc + inp ⊙ p for the peephole ``name``, its gradient left to the tape like _rmm's."""
-        if tape is None:
-            return torch.addcmul(acc, inp, getattr(self, name))
-        return torch.addcmul(acc, inp, tape.use(name, inp))
+    def backprop_sequence(
+        self, saved: dict, dhs: Tensor, drest: tuple[Tensor, ...], weights: tuple[Tensor, ...]
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """Backpropagation through time by hand: the gradients of hs and of the final state's
+        other entries -> those of xp (the pre-activations: dxp) and of the initial state."""
+        raise NotImplementedError
+
+    def weight_grads(self, saved: dict, dxp: Tensor) -> tuple[Tensor, ...]:
+        """The gradients of the ``recurrent`` weights, each summed over all steps at once."""
+        raise NotImplementedError
 
     def gates(self, x: Tensor, state: Optional[tuple[Tensor, ...]] = None) -> dict[str, Tensor]:
         """Gate values and new state of one step from the raw input x (B, I), for inspection."""
@@ -150,14 +190,45 @@ class Cell(nn.Module):
 class ElmanCell(Cell):
     """Elman RNN:  h' = tanh(W [x; h] + b).   Parameters: H·(I + H + 1)."""
 
+    recurrent = ("weight_h",)
+
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__(input_size, hidden_size, 1)
         self.weight_h = self._square()
-        self.recurrent = [("weight_h", 0, hidden_size, "mm")]
         self.reset_parameters()
 
-    def step(self, xp, state, gates=None, tape=None):
-        return (torch.tanh(self._rmm("weight_h", xp, state[0], tape)),)
+    def step(self, xp, state, gates=None):
+        return (torch.tanh(torch.addmm(xp, state[0], self.weight_h.t())),)
+
+    def run_sequence(self, acts, state, weights, mask, min_length):
+        WT = weights[0].t().contiguous()  # (a contiguous Wᵀ makes the small matmuls faster)
+        hs, h = acts, state[0]  # acts become the hs
+        HS, M = _steps(hs), _steps(mask)
+        for t in range(len(HS)):
+            h_new = HS[t].addmm_(h, WT).tanh_()
+            if M is not None and t >= min_length:
+                torch.where(M[t], h_new, h, out=h_new)
+            h = h_new
+        return hs, (), dict(h0=state[0], hs=hs, mask=mask, min_length=min_length)
+
+    def backprop_sequence(self, saved, dhs, drest, weights):
+        (W,) = weights
+        hs, mask, min_length = saved["hs"], saved["mask"], saved["min_length"]
+        dxp = torch.empty_like(hs)
+        HS, D, DHS, M = _steps(hs), _steps(dxp), _steps(dhs), _steps(mask)
+        dh = DHS[-1]
+        for t in reversed(range(len(HS))):
+            passed = None
+            if M is not None and t >= min_length:
+                dh, passed = _masked_grad(M[t], dh)
+            d = _tanh_backward_into(dh, HS[t], grad_input=D[t])  # hs[t] = tanh(pre) where unmasked
+            dh = torch.addmm(DHS[t - 1], d, W) if t > 0 else d @ W
+            if passed is not None:
+                dh.add_(passed)
+        return dxp, (dh,)
+
+    def weight_grads(self, saved, dxp):
+        return (_weight_grad(dxp, 0, self.hidden_size, saved["h0"], saved["hs"]),)
 
 
 @dataclass(frozen=True)
@@ -222,21 +293,21 @@ class LSTMCell(Cell):
         self.variant, self.sigmoid_gates = v, sigmoid_gates
         self.gate_slices = {g: slice(k * H, (k + 1) * H) for k, g in enumerate(sigmoid_gates + ["z"])}
         self.weight_h = self._square(S + 1)
-        self.recurrent = [("weight_h", 0, (S + 1) * H, "mm")]
+        recurrent = ["weight_h"]
         self.weight_gates = None
         self.state_size = 2
         if v.gate_recurrence:
             if S != 3:
                 raise ValueError("full gate recurrence needs all three gates")
             self.weight_gates = nn.Parameter(torch.empty(3 * H, 3 * H))  # R: rows (i, f, o) <- [i; f; o]_prev
-            self.recurrent.append(("weight_gates", 0, 3 * H, "mm"))
+            recurrent.append("weight_gates")
             self.state_size = 3
         for g in ("i", "f", "o"):
             on = v.peepholes and g in sigmoid_gates
             setattr(self, f"peephole_{g}", nn.Parameter(torch.empty(H)) if on else None)
             if on:
-                rows = self.gate_slices[g]
-                self.recurrent.append((f"peephole_{g}", rows.start, rows.stop, "diag"))
+                recurrent.append(f"peephole_{g}")
+        self.recurrent = tuple(recurrent)
         self.reset_parameters()
         if has_f:
             with torch.no_grad():
@@ -246,19 +317,19 @@ class LSTMCell(Cell):
         h, c = like.new_zeros(batch, self.hidden_size), like.new_zeros(batch, self.hidden_size)
         return (h, c) if self.weight_gates is None else (h, c, like.new_zeros(batch, 3 * self.hidden_size))
 
-    def step(self, xp, state, gates=None, tape=None):
+    def step(self, xp, state, gates=None):
         h, c = state[0], state[1]
         H, v, S = self.hidden_size, self.variant, len(self.sigmoid_gates)
-        sig, z = self._rmm("weight_h", xp, h, tape).split([S * H, H], 1)  # gates (i, f, o), z
+        sig, z = torch.addmm(xp, h, self.weight_h.t()).split([S * H, H], 1)  # gates (i, f, o), z
         if self.weight_gates is not None:
-            sig = self._rmm("weight_gates", sig, state[2], tape)
+            sig = torch.addmm(sig, state[2], self.weight_gates.t())
         if v.input_activation:
             z = torch.tanh(z)
         pre: dict[str, Tensor] = {}  # pre-activations still waiting for a peephole
         if v.peepholes:  # i, f see the old c; o waits for the new one
             pre = dict(zip(self.sigmoid_gates, sig.chunk(S, 1)))
-            i = torch.sigmoid(self._rmul("peephole_i", pre["i"], c, tape)) if "i" in pre else None
-            f = torch.sigmoid(self._rmul("peephole_f", pre["f"], c, tape)) if "f" in pre else None
+            i = torch.sigmoid(torch.addcmul(pre["i"], c, self.peephole_i)) if "i" in pre else None
+            f = torch.sigmoid(torch.addcmul(pre["f"], c, self.peephole_f)) if "f" in pre else None
             o = None
         else:  # every gate in one sigmoid
             act = dict(zip(self.sigmoid_gates, torch.sigmoid(sig).chunk(S, 1)))
@@ -272,7 +343,7 @@ class LSTMCell(Cell):
         else:
             c_new = torch.addcmul(f * c, i, z)
         if "o" in pre:
-            o = torch.sigmoid(self._rmul("peephole_o", pre["o"], c_new, tape))
+            o = torch.sigmoid(torch.addcmul(pre["o"], c_new, self.peephole_o))
         act = torch.tanh(c_new) if v.output_activation else c_new
         h_new = act * o if o is not None else act
         if gates is not None:
@@ -288,6 +359,173 @@ class LSTMCell(Cell):
             return h_new, c_new, torch.cat([i, f, o], 1)
         return h_new, c_new
 
+    def _layout(self):
+        """Column slices of the gates in xp (None for a gate the variant lacks), and the leading
+        block of gates whose σ is taken together: i and f with peepholes (o waits for c'), else all."""
+        sl, H = self.gate_slices, self.hidden_size
+        i_s, f_s, o_s, z_s = sl.get("i"), sl.get("f"), sl.get("o"), sl["z"]
+        n_if = ((i_s is not None) + (f_s is not None)) * H
+        return i_s, f_s, o_s, z_s, slice(0, n_if if self.variant.peepholes else len(self.sigmoid_gates) * H)
+
+    def run_sequence(self, acts, state, weights, mask, min_length):
+        v, H = self.variant, self.hidden_size
+        T, B, G = acts.shape
+        w = dict(zip(self.recurrent, weights))
+        WT, R = w["weight_h"].t().contiguous(), w.get("weight_gates")
+        RT = R.t().contiguous() if R is not None else None
+        p_i, p_f, p_o = w.get("peephole_i"), w.get("peephole_f"), w.get("peephole_o")
+        i_s, f_s, o_s, z_s, sig_s = self._layout()
+        # acts: (i, f, o, z) after their activations
+        cs = acts.new_empty(T + 1, B, H)  # c before each step and after the last
+        cs[0] = state[1]
+        hs = acts.new_empty(T, B, H)
+        tanh_c = acts.new_empty(T, B, H) if v.output_activation else None
+        gs = None  # FGR: [i; f; o] state before each step and after the last
+        if R is not None:
+            gs = acts.new_empty(T + 1, B, 3 * H)
+            gs[0] = state[2]
+        A, CS, HS, TC, GS, M = map(_steps, (acts, cs, hs, tanh_c, gs, mask))
+        I, F, O, Z, SIG = (_cols(acts, s) for s in (i_s, f_s, o_s, z_s, sig_s))
+        IFO = _cols(acts, slice(0, 3 * H)) if R is not None else None
+        # the peepholes on the old c, of i and f (those present: the gates of the block SIG), in one op
+        p_if = [p for p in (p_i, p_f) if p is not None]
+        p_if = torch.stack(p_if) if p_if else None  # (k, H)
+        PRE_IF = list(acts[:, :, sig_s].unflatten(2, p_if.shape).unbind(0)) if p_if is not None else None
+        h = state[0]
+        for t in range(T):
+            c, c_new, h_new = CS[t], CS[t + 1], HS[t]
+            A[t].addmm_(h, WT)
+            if R is not None:
+                IFO[t].addmm_(GS[t], RT)
+            if p_if is not None:  # i, f see the old c
+                PRE_IF[t].addcmul_(c.unsqueeze(1), p_if)
+            SIG[t].sigmoid_()
+            if v.input_activation:
+                Z[t].tanh_()
+            if I is None:  # NIG: c' = z + f ⊙ c
+                torch.addcmul(Z[t], F[t], c, out=c_new)
+            elif v.forget_gate == "none":  # NFG: c' = c + i ⊙ z
+                torch.addcmul(c, I[t], Z[t], out=c_new)
+            elif v.forget_gate == "coupled":  # CIFG: c' = i ⊙ z + (1 - i) ⊙ c
+                torch.lerp(c, Z[t], I[t], out=c_new)
+            else:
+                torch.mul(F[t], c, out=c_new).addcmul_(I[t], Z[t])
+            if p_o is not None:  # the output peephole sees the new c
+                O[t].addcmul_(c_new, p_o).sigmoid_()
+            out = torch.tanh(c_new, out=TC[t]) if v.output_activation else c_new
+            if O is not None:
+                torch.mul(out, O[t], out=h_new)
+            else:
+                h_new.copy_(out)
+            if R is not None:
+                GS[t + 1].copy_(IFO[t])
+            if M is not None and t >= min_length:
+                torch.where(M[t], c_new, c, out=c_new)
+                torch.where(M[t], h_new, h, out=h_new)
+                if R is not None:
+                    torch.where(M[t], GS[t + 1], GS[t], out=GS[t + 1])
+            h = h_new
+        rest = (cs[T].clone(),) if R is None else (cs[T].clone(), gs[T].clone())
+        saved = dict(h0=state[0], hs=hs, acts=acts, cs=cs, tanh_c=tanh_c, gs=gs, mask=mask, min_length=min_length)
+        return hs, rest, saved
+
+    def backprop_sequence(self, saved, dhs, drest, weights):
+        v, H = self.variant, self.hidden_size
+        w = dict(zip(self.recurrent, weights))
+        W, R = w["weight_h"], w.get("weight_gates")
+        p_i, p_f, p_o = w.get("peephole_i"), w.get("peephole_f"), w.get("peephole_o")
+        i_s, f_s, o_s, z_s, sig_s = self._layout()
+        acts, cs, min_length = saved["acts"], saved["cs"], saved["min_length"]
+        dxp = torch.empty_like(acts)  # the gradients of the pre-activations
+        D, DHS, CS, M = _steps(dxp), _steps(dhs), _steps(cs), _steps(saved["mask"])
+        OUT = _steps(saved["tanh_c"]) if v.output_activation else CS[1:]  # h' = out ⊙ o
+        I, F, O, Z, SIG = (_cols(acts, s) for s in (i_s, f_s, o_s, z_s, sig_s))
+        DI, DF, DO, DZ, DSIG = (_cols(dxp, s) for s in (i_s, f_s, o_s, z_s, sig_s))
+        if R is not None:
+            DIF, DIFO = _cols(dxp, slice(0, 2 * H)), _cols(dxp, slice(0, 3 * H))
+        dh, dc = DHS[-1], drest[0].clone()
+        dg = drest[1].clone() if R is not None else None
+        # Σ_t dpre ⊙ c over the steps, per batch row, for the peepholes' gradients (weight_grads):
+        # i and f (those present: the gates of the block SIG) together, o on its own
+        n_if = (p_i is not None) + (p_f is not None)
+        dp_if = dc.new_zeros(dc.shape[0], n_if, H) if n_if else None
+        DIF_ = list(dxp[:, :, sig_s].unflatten(2, (n_if, H)).unbind(0)) if n_if else None
+        dp_o = torch.zeros_like(dc) if p_o is not None else None
+        for t in reversed(range(len(D))):
+            c, out = CS[t], OUT[t]
+            passed = None
+            if M is not None and t >= min_length:
+                (dh, ph), (dc, pc) = _masked_grad(M[t], dh), _masked_grad(M[t], dc)
+                passed = (ph, pc)
+                if R is not None:
+                    dg, pg = _masked_grad(M[t], dg)
+                    passed += (pg,)
+            if O is not None:
+                do = torch.mul(dh, out, out=DO[t])
+                if R is not None:  # i, f, o are also state read by the next step
+                    do.add_(dg[:, 2 * H :])
+                if p_o is not None:  # σ' now: the peephole passes it on to c'
+                    _sigmoid_backward_into(do, O[t], grad_input=do)
+                    dc.addcmul_(do, p_o)
+                    dp_o.addcmul_(do, CS[t + 1])
+            dout = _tanh_backward(dh, out) if v.output_activation else dh  # d(out), but for o
+            if O is not None:
+                dc.addcmul_(dout, O[t])
+            else:
+                dc.add_(dout)
+            # dc: the gradient of c'; now through c' = c'(i, f, z, c)
+            if I is None:  # NIG: c' = z + f ⊙ c
+                torch.mul(dc, c, out=DF[t])
+                if not v.input_activation:
+                    DZ[t].copy_(dc)
+                dc_prev = dc * F[t]
+            elif v.forget_gate == "none":  # NFG: c' = c + i ⊙ z
+                torch.mul(dc, Z[t], out=DI[t])
+                torch.mul(dc, I[t], out=DZ[t])
+                dc_prev = dc
+            elif v.forget_gate == "coupled":  # CIFG: c' = c + i ⊙ (z - c)
+                torch.mul(dc, Z[t] - c, out=DI[t])
+                dc_prev = dc - torch.mul(dc, I[t], out=DZ[t])
+            else:
+                torch.mul(dc, Z[t], out=DI[t])
+                torch.mul(dc, c, out=DF[t])
+                torch.mul(dc, I[t], out=DZ[t])
+                dc_prev = dc * F[t]
+            if R is not None:
+                DIF[t].add_(dg[:, : 2 * H])
+            _sigmoid_backward_into(DSIG[t], SIG[t], grad_input=DSIG[t])
+            if v.input_activation:  # (NIG: dz = dc)
+                _tanh_backward_into(dc if I is None else DZ[t], Z[t], grad_input=DZ[t])
+            if n_if:
+                dp_if.addcmul_(DIF_[t], c.unsqueeze(1))
+            if p_i is not None:
+                dc_prev.addcmul_(DI[t], p_i)
+            if p_f is not None:
+                dc_prev.addcmul_(DF[t], p_f)
+            dc = dc_prev
+            if R is not None:
+                dg = DIFO[t] @ R
+            dh = torch.addmm(DHS[t - 1], D[t], W) if t > 0 else D[t] @ W
+            if passed is not None:
+                dh.add_(passed[0])
+                dc.add_(passed[1])
+                if R is not None:
+                    dg.add_(passed[2])
+        saved["dp"] = (dp_if, dp_o)
+        return dxp, ((dh, dc) if R is None else (dh, dc, dg))
+
+    def weight_grads(self, saved, dxp):
+        (dp_if, dp_o), grads = saved["dp"], {}
+        if dp_if is not None:
+            names = [name for name in ("peephole_i", "peephole_f") if name in self.recurrent]
+            grads.update(zip(names, dp_if.sum(0).unbind(0)))
+        if dp_o is not None:
+            grads["peephole_o"] = dp_o.sum(0)
+        grads["weight_h"] = _weight_grad(dxp, 0, dxp.shape[2], saved["h0"], saved["hs"])
+        if self.weight_gates is not None:
+            grads["weight_gates"] = _weight_grad(dxp, 0, 3 * self.hidden_size, saved["gs"][: dxp.shape[0]])
+        return tuple(grads[name] for name in self.recurrent)
+
 
 class GRUCell(Cell):
     """GRU, Cho et al. 2014, in the paper's form:
@@ -301,22 +539,73 @@ class GRUCell(Cell):
     ``weight_hc``: U. Parameters: 3H·(I + H + 1).
     """
 
+    recurrent = ("weight_h", "weight_hc")
+
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__(input_size, hidden_size, 3)
         self.weight_h = self._square(2)
         self.weight_hc = self._square()
-        H = hidden_size
-        self.recurrent = [("weight_h", 0, 2 * H, "mm"), ("weight_hc", 2 * H, 3 * H, "mm")]
         self.reset_parameters()
 
-    def step(self, xp, state, gates=None, tape=None):
+    def step(self, xp, state, gates=None):
         h, H = state[0], self.hidden_size
         xp_ru, xp_c = xp.split([2 * H, H], 1)
-        r, u = torch.sigmoid(self._rmm("weight_h", xp_ru, h, tape)).chunk(2, 1)
-        candidate = torch.tanh(self._rmm("weight_hc", xp_c, r * h, tape))
+        r, u = torch.sigmoid(torch.addmm(xp_ru, h, self.weight_h.t())).chunk(2, 1)
+        candidate = torch.tanh(torch.addmm(xp_c, r * h, self.weight_hc.t()))
         if gates is not None:
             gates.update(r=r, u=u, candidate=candidate)
         return (torch.lerp(candidate, h, u),)  # h̃ + u ⊙ (h - h̃)
+
+    def run_sequence(self, acts, state, weights, mask, min_length):
+        WT, UT = (w.t().contiguous() for w in weights)
+        T, B, _ = acts.shape
+        H = self.hidden_size  # acts: (r, u, h̃)
+        rh = acts.new_empty(T, B, H)  # r ⊙ h, what U is applied to
+        hs, h = acts.new_empty(T, B, H), state[0]
+        RU, R, U, CAND = (_cols(acts, slice(a * H, b * H)) for a, b in ((0, 2), (0, 1), (1, 2), (2, 3)))
+        RH, HS, M = _steps(rh), _steps(hs), _steps(mask)
+        for t in range(T):
+            RU[t].addmm_(h, WT).sigmoid_()
+            torch.mul(R[t], h, out=RH[t])
+            CAND[t].addmm_(RH[t], UT).tanh_()
+            h_new = torch.lerp(CAND[t], h, U[t], out=HS[t])
+            if M is not None and t >= min_length:
+                torch.where(M[t], h_new, h, out=h_new)
+            h = h_new
+        return hs, (), dict(h0=state[0], hs=hs, acts=acts, rh=rh, mask=mask, min_length=min_length)
+
+    def backprop_sequence(self, saved, dhs, drest, weights):
+        W, U_ = weights
+        H = self.hidden_size
+        acts, min_length = saved["acts"], saved["min_length"]
+        dxp = torch.empty_like(acts)
+        RU, R, U, CAND = (_cols(acts, slice(a * H, b * H)) for a, b in ((0, 2), (0, 1), (1, 2), (2, 3)))
+        DRU, DR, DU, DC = (_cols(dxp, slice(a * H, b * H)) for a, b in ((0, 2), (0, 1), (1, 2), (2, 3)))
+        HPREV = [saved["h0"], *_steps(saved["hs"])[:-1]]  # h before each step
+        DHS, M = _steps(dhs), _steps(saved["mask"])
+        dh = DHS[-1]
+        for t in reversed(range(len(DHS))):
+            h, cand = HPREV[t], CAND[t]
+            passed = None
+            if M is not None and t >= min_length:
+                dh, passed = _masked_grad(M[t], dh)
+            dh_prev = dh * U[t]  # h' = h̃ + u ⊙ (h - h̃)
+            torch.mul(dh, h - cand, out=DU[t])
+            _tanh_backward_into(dh - dh_prev, cand, grad_input=DC[t])
+            drh = DC[t] @ U_
+            torch.mul(drh, h, out=DR[t])
+            _sigmoid_backward_into(DRU[t], RU[t], grad_input=DRU[t])
+            dh_prev.addcmul_(drh, R[t])
+            if t > 0:
+                dh_prev.add_(DHS[t - 1])
+            dh = dh_prev.addmm_(DRU[t], W)
+            if passed is not None:
+                dh.add_(passed)
+        return dxp, (dh,)
+
+    def weight_grads(self, saved, dxp):
+        H = self.hidden_size
+        return _weight_grad(dxp, 0, 2 * H, saved["h0"], saved["hs"]), _weight_grad(dxp, 2 * H, 3 * H, saved["rh"])
 
 
 class MUTCell(Cell):
@@ -346,23 +635,23 @@ class MUTCell(Cell):
                 f"{kind} needs input size == hidden size (got {input_size} and {hidden_size}); project the input first"
             )
         super().__init__(input_size, hidden_size, 3)
-        self.kind, H = kind, hidden_size
+        self.kind = kind
+        self.linear_projection = kind == "mut3"  # MUT1 and MUT2 add bare x terms, MUT1 a σ
         if kind == "mut1":
             self.weight_x = self._square(2)
             self.weight_hr = self._square()
-            self.recurrent = [("weight_hr", H, 2 * H, "mm")]
+            self.recurrent = ("weight_hr", "weight_hh")
         elif kind == "mut2":
             self.weight_x = self._square(2)
             self.weight_h = self._square(2)
-            self.recurrent = [("weight_h", 0, 2 * H, "mm")]
+            self.recurrent = ("weight_h", "weight_hh")
         elif kind == "mut3":
             self.weight_hz = self._square()
             self.weight_hr = self._square()
-            self.recurrent = [("weight_hz", 0, H, "mm"), ("weight_hr", H, 2 * H, "mm")]
+            self.recurrent = ("weight_hz", "weight_hr", "weight_hh")
         else:
             raise ValueError(f"unknown MUT cell {kind!r}")
         self.weight_hh = self._square()
-        self.recurrent.append(("weight_hh", 2 * H, 3 * H, "mm"))
         self.reset_parameters()
 
     def project(self, x):
@@ -377,22 +666,95 @@ class MUTCell(Cell):
             return torch.cat([wz, x, wh], -1) + b
         return wx + b
 
-    def step(self, xp, state, gates=None, tape=None):
+    def step(self, xp, state, gates=None):
         h = state[0]
         if self.kind == "mut1":
             z, xp_r, xp_c = xp.split(self.hidden_size, 1)
-            r = torch.sigmoid(self._rmm("weight_hr", xp_r, h, tape))
+            r = torch.sigmoid(torch.addmm(xp_r, h, self.weight_hr.t()))
         elif self.kind == "mut2":
             xp_zr, xp_c = xp.split([2 * self.hidden_size, self.hidden_size], 1)
-            z, r = torch.sigmoid(self._rmm("weight_h", xp_zr, h, tape)).chunk(2, 1)
+            z, r = torch.sigmoid(torch.addmm(xp_zr, h, self.weight_h.t())).chunk(2, 1)
         else:
             xp_z, xp_r, xp_c = xp.split(self.hidden_size, 1)
-            z = torch.sigmoid(self._rmm("weight_hz", xp_z, torch.tanh(h), tape))
-            r = torch.sigmoid(self._rmm("weight_hr", xp_r, h, tape))
-        candidate = torch.tanh(self._rmm("weight_hh", xp_c, r * h, tape))
+            z = torch.sigmoid(torch.addmm(xp_z, torch.tanh(h), self.weight_hz.t()))
+            r = torch.sigmoid(torch.addmm(xp_r, h, self.weight_hr.t()))
+        candidate = torch.tanh(torch.addmm(xp_c, r * h, self.weight_hh.t()))
         if gates is not None:
             gates.update(z=z, r=r, candidate=candidate)
         return (torch.lerp(h, candidate, z),)  # h + z ⊙ (h̃ - h)
+
+    def run_sequence(self, acts, state, weights, mask, min_length):
+        T, B, _ = acts.shape
+        H, kind = self.hidden_size, self.kind
+        WT = [w.t().contiguous() for w in weights]  # the last is W_hhᵀ
+        # acts: (z, r, h̃); MUT1's z depends on x alone and was taken in project
+        rh = acts.new_empty(T, B, H)  # r ⊙ h, what W_hh is applied to
+        tanh_h = acts.new_empty(T, B, H) if kind == "mut3" else None  # what W_hz is applied to
+        hs, h = acts.new_empty(T, B, H), state[0]
+        Z, R, ZR, CAND = (_cols(acts, slice(a * H, b * H)) for a, b in ((0, 1), (1, 2), (0, 2), (2, 3)))
+        RH, TH, HS, M = _steps(rh), _steps(tanh_h), _steps(hs), _steps(mask)
+        for t in range(T):
+            if kind == "mut1":
+                R[t].addmm_(h, WT[0]).sigmoid_()
+            elif kind == "mut2":
+                ZR[t].addmm_(h, WT[0]).sigmoid_()
+            else:
+                Z[t].addmm_(torch.tanh(h, out=TH[t]), WT[0]).sigmoid_()
+                R[t].addmm_(h, WT[1]).sigmoid_()
+            torch.mul(R[t], h, out=RH[t])
+            CAND[t].addmm_(RH[t], WT[-1]).tanh_()
+            h_new = torch.lerp(h, CAND[t], Z[t], out=HS[t])
+            if M is not None and t >= min_length:
+                torch.where(M[t], h_new, h, out=h_new)
+            h = h_new
+        saved = dict(h0=state[0], hs=hs, acts=acts, rh=rh, tanh_h=tanh_h, mask=mask, min_length=min_length)
+        return hs, (), saved
+
+    def backprop_sequence(self, saved, dhs, drest, weights):
+        H, kind, W_hh = self.hidden_size, self.kind, weights[-1]
+        acts, dxp, min_length = saved["acts"], torch.empty_like(saved["acts"]), saved["min_length"]
+        Z, R, ZR, CAND, DZ, DR, DZR, DC = (_cols(x, slice(a * H, b * H)) for x, a, b in (
+            (acts, 0, 1), (acts, 1, 2), (acts, 0, 2), (acts, 2, 3), (dxp, 0, 1), (dxp, 1, 2), (dxp, 0, 2), (dxp, 2, 3)))
+        HPREV = [saved["h0"], *_steps(saved["hs"])[:-1]]  # h before each step
+        DHS, TH, M = _steps(dhs), _steps(saved["tanh_h"]), _steps(saved["mask"])
+        dh = DHS[-1]
+        for t in reversed(range(len(DHS))):
+            h, cand = HPREV[t], CAND[t]
+            passed = None
+            if M is not None and t >= min_length:
+                dh, passed = _masked_grad(M[t], dh)
+            dhz = dh * Z[t]  # h' = h + z ⊙ (h̃ - h)
+            torch.mul(dh, cand - h, out=DZ[t])  # MUT1: z is xp's own column, dz its gradient
+            _tanh_backward_into(dhz, cand, grad_input=DC[t])
+            drh = DC[t] @ W_hh
+            torch.mul(drh, h, out=DR[t])
+            dh_prev = torch.sub(dh, dhz).addcmul_(drh, R[t])
+            if t > 0:
+                dh_prev.add_(DHS[t - 1])
+            if kind == "mut1":
+                _sigmoid_backward_into(DR[t], R[t], grad_input=DR[t])
+                dh_prev.addmm_(DR[t], weights[0])
+            elif kind == "mut2":
+                _sigmoid_backward_into(DZR[t], ZR[t], grad_input=DZR[t])
+                dh_prev.addmm_(DZR[t], weights[0])
+            else:
+                _sigmoid_backward_into(DZR[t], ZR[t], grad_input=DZR[t])
+                dh_prev.add_(_tanh_backward(DZ[t] @ weights[0], TH[t]))
+                dh_prev.addmm_(DR[t], weights[1])
+            if passed is not None:
+                dh_prev.add_(passed)
+            dh = dh_prev
+        return dxp, (dh,)
+
+    def weight_grads(self, saved, dxp):
+        H, h0, hs = self.hidden_size, saved["h0"], saved["hs"]
+        if self.kind == "mut1":
+            dW = (_weight_grad(dxp, H, 2 * H, h0, hs),)
+        elif self.kind == "mut2":
+            dW = (_weight_grad(dxp, 0, 2 * H, h0, hs),)
+        else:
+            dW = (_weight_grad(dxp, 0, H, saved["tanh_h"]), _weight_grad(dxp, H, 2 * H, h0, hs))
+        return dW + (_weight_grad(dxp, 2 * H, 3 * H, saved["rh"]),)
 
 
 def make_cell(cell: str, input_size: int, hidden_size: int, forget_bias: float = 1.0) -> Cell:
@@ -420,12 +782,11 @@ class _TorchLayer:
         self.hidden_size = module.hidden_size
         self.lstm = isinstance(module, nn.LSTM)
         self.state_size = 2 if self.lstm else 1
-        self.recurrent = []  # the diagnostic path: autograd takes the weight gradients step by step
 
     project = Cell.project
     init_state = Cell.init_state
 
-    def step(self, xp, state, gates=None, tape=None):
+    def step(self, xp, state, gates=None):
         pre = torch.addmm(xp, state[0], self.weight_h.t())
         if not self.lstm:
             return (torch.tanh(pre),)
@@ -444,74 +805,108 @@ def _reverse_within(x: Tensor, lengths: Optional[Tensor]) -> Tensor:
     return x.gather(1, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
 
 
-class _Tape:
-    """For one layer/direction and one forward pass: the weights of ``cell.recurrent``, detached
-    for use in the steps, and the input each was applied to at every step (detached too: only
-    their values are needed, and no reference cycle through the graph is made)."""
+class _Sequence(torch.autograd.Function):
+    """One layer and direction over all T steps as one autograd node: the input projection,
+    ``cell.run_sequence`` without autograd, and, backward, ``cell.backprop_sequence``
+    (backpropagation through time by hand) and ``cell.weight_grads``, instead of autograd's
+    ~10-20 nodes per step.
 
-    def __init__(self, cell: Cell):
-        self.entries = [(a, b, kind) for _, a, b, kind in cell.recurrent]
-        self.weights = [getattr(cell, name) for name, _, _, _ in cell.recurrent]
-        self.detached = {
-            name: w.detach().t() if kind == "mm" else w.detach()
-            for (name, _, _, kind), w in zip(cell.recurrent, self.weights)
-        }
-        self.inputs: dict[str, list[Tensor]] = {name: [] for name, _, _, _ in cell.recurrent}
-        self.names = list(self.inputs)
-
-    def use(self, name: str, inp: Tensor) -> Tensor:
-        self.inputs[name].append(inp.detach())
-        return self.detached[name]
-
-
-class _DeferredWeightGrad(torch.autograd.Function):
-    """Passes xp (T, B, G) through. Every weight of ``cell.recurrent`` adds to a pre-activation
-    whose gradient is the gradient of its xp columns, so
-        dL/dW = Σ_t dL/dxp_t[:, cols]ᵀ · input_t     ("mm": one matmul over all T·B rows)
-        dL/dp = Σ_t Σ_b dL/dxp_t[b, cols] ⊙ input_t  ("diag": one reduction)
-    instead of T small matmuls and T batch reductions from autograd (the steps use the detached
-    weights). The gradient with respect to h and c still flows step by step."""
+    Inputs: with ``linear``, x (B, T, I), weight_x and bias (the projection is done here, into
+    the buffer the steps then update in place); else xp (T, B, G) from ``cell.project``. Then
+    the initial state's entries and the cell's ``recurrent`` weights. Outputs: hs (T, B, H)
+    and the final state's entries after h (its h is hs[-1]). Runs in the input's dtype
+    (autocast off inside, the rest cast to it); any device. Not differentiable twice: under
+    create_graph its gradients come out marked (``_Once``), and differentiating them raises."""
 
     @staticmethod
-    def forward(ctx, xp, tape, *weights):
-        ctx.tape = tape
-        return xp.view_as(xp)
+    def forward(ctx, cell, mask, min_length, n_state, linear, x, *tensors):
+        dtype = x.dtype
+        n_in = 3 if linear else 1
+        tensors = tuple(t.to(dtype) for t in tensors)
+        state, weights = tensors[n_in - 1 : n_in - 1 + n_state], tensors[n_in - 1 + n_state :]
+        with torch.autocast(x.device.type, enabled=False):
+            if linear:
+                weight_x, bias = tensors[:2]
+                x2d = x.transpose(0, 1).reshape(x.shape[0] * x.shape[1], -1)  # rows (t, b)
+                acts = torch.addmm(bias, x2d, weight_x.t()).view(x.shape[1], x.shape[0], -1)
+                inputs = (x2d, weight_x)
+            else:
+                acts, inputs = x.clone(memory_format=torch.contiguous_format), ()
+            hs, rest, saved = cell.run_sequence(acts, state, weights, mask, min_length)
+        ctx.cell, ctx.saved, ctx.n_in, ctx.n_inputs = cell, saved, n_in, len(inputs)
+        # hs is an output: only save_for_backward may keep it (on ctx it would make a reference
+        # cycle through its grad_fn); the weights get the version check (no optimizer step
+        # before backward)
+        del saved["hs"]
+        ctx.save_for_backward(*inputs, hs, *weights)
+        return (hs, *rest)
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        tape, grads = ctx.tape, []
-        for k, (name, (a, b, kind)) in enumerate(zip(tape.names, tape.entries)):
-            if not ctx.needs_input_grad[2 + k]:
-                grads.append(None)
-                continue
-            inputs = torch.stack(tape.inputs[name])  # (T, B, K)
-            g = grad[..., a:b].reshape(-1, b - a)
-            inputs = inputs.reshape(-1, inputs.shape[-1])
-            grads.append(g.t() @ inputs if kind == "mm" else (g * inputs).sum(0))
-        return grad, None, *grads
+    def backward(ctx, dhs, *drest):
+        n_in, needs = ctx.n_in, ctx.needs_input_grad[5:]
+        inputs, (hs, *weights) = ctx.saved_tensors[: ctx.n_inputs], ctx.saved_tensors[ctx.n_inputs :]
+        saved = dict(ctx.saved, hs=hs)
+        with torch.no_grad(), torch.autocast(dhs.device.type, enabled=False):
+            dxp, dstate = ctx.cell.backprop_sequence(saved, dhs, drest, tuple(weights))
+            needed = needs[n_in + len(dstate) :]
+            dweights = ctx.cell.weight_grads(saved, dxp) if any(needed) else (None,) * len(weights)
+            if n_in == 3:  # the projection's: xp = x Wxᵀ + b
+                (x2d, weight_x), (T, B, G) = inputs, dxp.shape
+                d2 = dxp.view(T * B, G)
+                dx = (d2 @ weight_x).view(T, B, -1).transpose(0, 1) if needs[0] else None
+                dproj = (dx, d2.t() @ x2d if needs[1] else None, d2.sum(0) if needs[2] else None)
+            else:
+                dproj = (dxp,)
+        grads = (*dproj, *dstate, *dweights)
+        if torch.is_grad_enabled():  # create_graph: these depend on the saved weights and gates
+            present = [g for g in grads if g is not None]
+            marked = iter(_Once.apply(*(g.detach().requires_grad_() for g in present)))
+            grads = tuple(None if g is None else next(marked) for g in grads)
+        return (None, None, None, None, None, *grads)
+
+
+class _Once(torch.autograd.Function):
+    """Passes _Sequence's gradients on under create_graph; differentiating them raises (what
+    torch's @once_differentiable does, which cannot see that the gradients depend on saved
+    weights when the incoming gradients are constants)."""
+
+    @staticmethod
+    def forward(ctx, *grads):
+        return tuple(g.clone() for g in grads)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(
+            "trying to differentiate twice a function that was marked with @once_differentiable: the hand-written "
+            "backward of cells.Recurrent; set Recurrent.hand_backward = False for a double backward"
+        )
 
 
 def _unroll(
-    cell, x: Tensor, mask: Optional[Tensor], min_length: int, state, defer: bool = True
+    cell, x: Tensor, mask: Optional[Tensor], min_length: int, state, hand_backward: bool = True
 ) -> tuple[Tensor, tuple, list[Tensor]]:
-    """Run ``cell`` over x (B, T, I): outputs (B, T, H), final state, [h_t for t = 1..T].
-    ``mask`` (T, B, 1) bool is True where t < length; steps below ``min_length`` need no mask;
-    ``defer``: leave the recurrent weights' gradients to a _Tape."""
+    """Run ``cell`` over x (B, T, I): outputs (B, T, H), final state, [h_t for t = 1..T] (empty
+    with ``hand_backward``). ``mask`` (T, B, 1) bool is True where t < length; steps below
+    ``min_length`` need no mask. ``hand_backward``: all steps as one ``_Sequence`` node; else
+    plain autograd through ``cell.step`` (h_t on the autograd path, differentiable twice)."""
     B, T = x.shape[:2]
     if state is None:
         state = cell.init_state(B, x)
-    xp = cell.project(x.transpose(0, 1))  # (T, B, G): one matmul for every step's input terms
-    tape = None
-    if defer and cell.recurrent and torch.is_grad_enabled():
-        tape = _Tape(cell)
-        if any(w.requires_grad for w in tape.weights):
-            xp = _DeferredWeightGrad.apply(xp, tape, *tape.weights)
+    if hand_backward and isinstance(cell, Cell):
+        weights = [getattr(cell, name) for name in cell.recurrent]
+        if cell.linear_projection:
+            inputs = (True, x, cell.weight_x, cell.bias)
         else:
-            tape = None
+            inputs = (False, cell.project(x.transpose(0, 1)))
+        hs, *rest = _Sequence.apply(cell, mask, min_length, len(state), *inputs, *state, *weights)
+        outputs = hs.transpose(0, 1)
+        if mask is not None:
+            outputs = outputs * mask.transpose(0, 1)
+        return outputs.contiguous(), (hs[-1], *rest), []
+    xp = cell.project(x.transpose(0, 1))  # (T, B, G): one matmul for every step's input terms
     hs = []
     for t, xp_t in enumerate(xp.unbind(0)):
-        new = cell.step(xp_t, state, tape=tape)
+        new = cell.step(xp_t, state)
         if mask is not None and t >= min_length:
             new = tuple(torch.where(mask[t], n, s) for n, s in zip(new, state))
         state = new
@@ -538,7 +933,7 @@ class Recurrent(nn.Module):
     ``record_states`` is set; a passed ``state`` becomes its (h_0, c_0).
     """
 
-    deferred_weight_grad = True  # False: plain autograd through the steps (allows a double backward)
+    hand_backward = True  # False: plain autograd through the steps (allows a double backward)
 
     def __init__(
         self,
@@ -618,12 +1013,12 @@ class Recurrent(nn.Module):
             if not self.fused:
                 x = self.projections[layer](x)
             cells = self._layer_cells(layer)
-            defer = self.deferred_weight_grad
-            out, fin, hs = _unroll(cells[0], x, mask, min_length, None if state is None else state[layer], defer)
+            hand = self.hand_backward and not record_states  # record_states: h_t on the autograd path
+            out, fin, hs = _unroll(cells[0], x, mask, min_length, None if state is None else state[layer], hand)
             final_states.append(fin)
             outs, last = [out], [fin[0]]
             if self.bidirectional:
-                out_b, fin_b, _ = _unroll(cells[1], _reverse_within(x, lengths), mask, min_length, None, defer)
+                out_b, fin_b, _ = _unroll(cells[1], _reverse_within(x, lengths), mask, min_length, None, hand)
                 outs.append(_reverse_within(out_b, lengths))
                 last.append(fin_b[0])
             x = torch.cat(outs, 2) if self.bidirectional else out

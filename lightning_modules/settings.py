@@ -14,7 +14,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# The cells of ``cells.py``, in its order (``tests/test_imports.py`` checks that they agree).
+# The cells of ``cells.py``, in its order (cells.py imports this list).
 CELL_NAMES = [
     "rnn",
     "lstm",

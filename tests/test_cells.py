@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lightning_modules.cells import CELL_NAMES, LSTM_FAMILY, MUT_CELLS, MUTCell, Recurrent
+from lightning_modules.cells import CELL_NAMES, LSTM_FAMILY, MUT_CELLS, MUTCell, Recurrent, _Sequence, make_cell
 
 B, T, I, H = 3, 6, 4, 5
 LENGTHS = torch.tensor([6, 3, 5])
@@ -130,8 +130,8 @@ def test_fused_unrolled_path_uses_the_same_weights(cell):
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_layer_equals_a_plain_loop_of_steps_with_the_same_gradients(cell):
-    """Recurrent sums the recurrent weights' gradient over all steps in one matmul
-    (_DeferredWeightGrad); it must equal autograd's own sum through a plain loop of cell.step."""
+    """Recurrent runs a layer as one _Sequence node with a hand-written backward; its outputs and
+    gradients must equal autograd's through a plain loop of cell.step."""
     m = rec(cell, input_size=H)
     x = data(size=H)
     fast = m(x, LENGTHS)
@@ -153,8 +153,8 @@ def test_layer_equals_a_plain_loop_of_steps_with_the_same_gradients(cell):
 
 
 def test_double_backward_needs_plain_autograd():
-    """A gradient penalty differentiates dD/dx again: the deferred path refuses, the plain one
-    gives the same penalty gradient as a finite difference."""
+    """A gradient penalty differentiates dD/dx again: the hand-written backward refuses, the
+    plain one gives the same penalty gradient as a finite difference."""
     m = rec("lstm-peephole")
     x = data().requires_grad_()
 
@@ -164,19 +164,109 @@ def test_double_backward_needs_plain_autograd():
 
     with pytest.raises(RuntimeError, match="once_differentiable"):
         penalty().backward()
-    m.deferred_weight_grad = False
+    m.hand_backward = False
     m.zero_grad()
     penalty().backward()
     p, eps = m.layers[0][0].weight_h, 1e-6
     analytic = p.grad[0, 0].item()
     with torch.no_grad():
         p[0, 0] += eps
-    m.deferred_weight_grad = True
+    m.hand_backward = True
     plus = penalty().item()
     with torch.no_grad():
         p[0, 0] -= 2 * eps
     minus = penalty().item()
     assert analytic == pytest.approx((plus - minus) / (2 * eps), rel=1e-5)
+
+
+def sequence_inputs(cell: str, lengths, linear: bool):
+    """A cell's _Sequence inputs, float64 and tiny, all leaves requiring grad: x (B, T, I),
+    weight_x and bias (``linear``: the projection inside) or xp (T, B, G); a random nonzero
+    initial state; the recurrent weights. Plus mask and min_length for ``lengths``."""
+    torch.manual_seed(2)
+    c = make_cell(cell, H, H).double()
+    steps, batch = 4, 3
+    x = torch.randn(batch, steps, H, dtype=torch.double)
+    if linear:
+        proj = [x, c.weight_x.detach().clone(), c.bias.detach().clone()]
+    else:
+        proj = [c.project(x.transpose(0, 1)).detach()]
+    state = [(torch.rand(s.shape, dtype=torch.double) - 0.5) for s in c.init_state(batch, x)]
+    if cell == "lstm-fgr":  # [i; f; o] of a previous step
+        state[2] = torch.rand(state[2].shape, dtype=torch.double)
+    weights = [getattr(c, name).detach().clone() for name in c.recurrent]
+    mask, min_length = None, steps
+    if lengths is not None:
+        mask = (torch.arange(steps)[:, None] < torch.tensor(lengths))[:, :, None]
+        min_length = min(lengths)
+    return c, mask, min_length, [t.requires_grad_() for t in (*proj, *state, *weights)]
+
+
+@pytest.mark.parametrize("linear", [True, False], ids=["x", "xp"])
+@pytest.mark.parametrize("lengths", [None, [4, 2, 3]], ids=["full", "masked"])
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_hand_backward_passes_gradcheck(cell, lengths, linear):
+    """The hand-written backpropagation through time of every cell and LSTM variant (gates on
+    and off, peepholes, coupled, activations off, gate recurrence), against finite differences:
+    gradients of hs and of the final state with respect to the input (x and the projection's
+    weights, or xp), the initial state and the recurrent weights."""
+    if linear and not make_cell(cell, H, H).linear_projection:
+        pytest.skip("MUT1 and MUT2 project with their own bare x terms: only the xp path")
+    c, mask, min_length, inputs = sequence_inputs(cell, lengths, linear)
+    n_state = len(c.init_state(1, inputs[0]))
+    assert torch.autograd.gradcheck(lambda *a: _Sequence.apply(c, mask, min_length, n_state, linear, *a), inputs)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_hand_backward_equals_plain_autograd(cell):
+    """Two layers, both directions, padding: the same outputs and gradients (parameters and
+    input) with and without the hand-written backward; and with a passed state, its gradient."""
+    m = rec(cell, num_layers=2, bidirectional=True)
+
+    def run():
+        x = data().requires_grad_()
+        out = m(x, LENGTHS)
+        g = grads(m, out)
+        return out, g, x.grad
+
+    a, ga, xa = run()
+    m.hand_backward = False
+    b, gb, xb = run()
+    torch.testing.assert_close(a.outputs, b.outputs)
+    torch.testing.assert_close(a.last, b.last)
+    for name in ga:
+        torch.testing.assert_close(ga[name], gb[name], msg=name)
+    torch.testing.assert_close(xa, xb)
+
+    uni = rec(cell, num_layers=2)
+    start = [tuple(s.detach().requires_grad_() for s in layer) for layer in uni(data(seed=4)).state]
+
+    def with_state():
+        for layer in start:
+            for s in layer:
+                s.grad = None
+        out = uni(data(), LENGTHS, state=start)
+        loss = out.outputs.pow(2).sum() + sum((s * (k + 1)).sum() for layer in out.state for k, s in enumerate(layer))
+        loss.backward()
+        return [s.grad.clone() for layer in start for s in layer]
+
+    hand = with_state()
+    uni.hand_backward = False
+    for g_hand, g_plain in zip(hand, with_state()):
+        torch.testing.assert_close(g_hand, g_plain)
+
+
+def test_hand_backward_refuses_double_backward_only_through_itself():
+    """create_graph through the hand-written backward works; only differentiating its
+    gradients again raises."""
+    m = rec("gru")
+    x = data().requires_grad_()
+    w = torch.ones(1, dtype=torch.double, requires_grad=True)
+    dx, dw = torch.autograd.grad((m(x).outputs.sum() * w).pow(2), [x, w], create_graph=True)
+    dw.sum().backward()  # 2·w·S², S = sum of the outputs: first-order through the layer
+    assert x.grad.abs().sum() > 0
+    with pytest.raises(RuntimeError, match="hand_backward = False"):
+        dx.pow(2).sum().backward()
 
 
 # --- One step of each cell against its equations, written out by hand --------------------------
