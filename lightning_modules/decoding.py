@@ -31,6 +31,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from lightning_modules.epoch_means import EpochMeans
+
 PAD, START, END = 0, 1, 2
 
 
@@ -58,7 +60,7 @@ def output_log_probs(logits: Tensor) -> Tensor:
     return F.log_softmax(logits, dim=-1)
 
 
-class EncoderDecoder(pl.LightningModule):
+class EncoderDecoder(EpochMeans, pl.LightningModule):
     """The shared training loop and decoders; subclasses give ``encode`` and ``decode_step``."""
 
     def encode(self, source: Tensor, source_lengths: Tensor | None) -> dict:
@@ -99,10 +101,10 @@ class EncoderDecoder(pl.LightningModule):
         target = decoder_target.long()
         loss = F.nll_loss(log_probs.transpose(1, 2), target, ignore_index=PAD)
         mask = target != PAD
-        n = int(mask.sum())
-        accuracy = ((log_probs.argmax(-1) == target) & mask).sum() / mask.sum().clamp_min(1)
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
-        self.log(f"{stage}_token_accuracy", accuracy, on_step=False, on_epoch=True, prog_bar=stage == "val", batch_size=n)
+        n = mask.sum()  # a tensor: weighting the epoch mean needs no host synchronisation
+        accuracy = ((log_probs.argmax(-1) == target) & mask).sum() / n.clamp_min(1)
+        self.accumulate(f"{stage}_loss", loss, n, prog_bar=True)
+        self.accumulate(f"{stage}_token_accuracy", accuracy, n, prog_bar=stage == "val")
         return loss
 
     def training_step(self, batch, batch_idx):

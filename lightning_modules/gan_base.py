@@ -27,12 +27,13 @@ import torch
 from torch import nn
 
 from lightning_modules import gan_networks as nets
+from lightning_modules.epoch_means import EpochMeans
 from lightning_modules.settings import GANBaseSettings
 
 FIXED_NOISE = 64
 
 
-class GANBase(pl.LightningModule):
+class GANBase(EpochMeans, pl.LightningModule):
     Settings = GANBaseSettings  # a subclass sets its own (lightning_modules.settings)
 
     conditional = False  # does G take a class label?
@@ -57,6 +58,22 @@ class GANBase(pl.LightningModule):
         fixed = torch.randn(FIXED_NOISE, self.settings.latent_dim, generator=torch.Generator().manual_seed(0))
         self.register_buffer("fixed_noise", fixed)
         self.loss_history: list[tuple[int, float, float]] = []  # (generator step, D loss, G loss)
+
+    @property
+    def loss_history(self) -> list[tuple[int, float, float]]:
+        """(generator step, D loss, G loss) of every generator step. Training appends tensors;
+        they are read back to the host in one transfer when the history is asked for, not
+        once per step (which would make every step wait for a GPU)."""
+        if self._new_losses:
+            rows = torch.stack(self._new_losses).tolist()
+            self._loss_history.extend((int(step), d, g) for step, d, g in rows)
+            self._new_losses.clear()
+        return self._loss_history
+
+    @loss_history.setter
+    def loss_history(self, rows: list[tuple[int, float, float]]) -> None:
+        self._loss_history = list(rows)
+        self._new_losses = []
 
     # ----------------------------------------------------------------------------- networks
 
@@ -145,9 +162,9 @@ class GANBase(pl.LightningModule):
         opt_d.step()
         self.after_critic_step()
         self.untoggle_optimizer(opt_d)
-        self.log("train_d_loss", d_loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        self.accumulate("train_d_loss", d_loss, n, prog_bar=True)
         for key, value in d_logs.items():
-            self.log(f"train_{key}", value, on_step=False, on_epoch=True, batch_size=n)
+            self.accumulate(f"train_{key}", value, n)
         losses = {"d_loss": d_loss.detach()}  # returned for callbacks (the NaN guard)
 
         if (batch_idx + 1) % self.settings.critic_steps == 0:
@@ -158,14 +175,15 @@ class GANBase(pl.LightningModule):
             opt_g.step()
             self.untoggle_optimizer(opt_g)
             self.generator_steps += 1
-            self.loss_history.append((int(self.generator_steps), float(d_loss.detach()), float(g_loss.detach())))
-            self.log("train_g_loss", g_loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+            self._new_losses.append(torch.stack([self.generator_steps.double(), d_loss.detach().double(), g_loss.detach().double()]))
+            self.accumulate("train_g_loss", g_loss, n, prog_bar=True)
             for key, value in g_logs.items():
-                self.log(f"train_{key}", value, on_step=False, on_epoch=True, batch_size=n)
+                self.accumulate(f"train_{key}", value, n)
             losses["g_loss"] = g_loss.detach()
         return losses
 
     def on_train_epoch_end(self):
+        super().on_train_epoch_end()  # the epoch means
         self.log("generator_steps", self.generator_steps.float(), on_step=False, on_epoch=True)
 
     def validation_step(self, batch, batch_idx):
@@ -175,8 +193,8 @@ class GANBase(pl.LightningModule):
             torch.manual_seed(batch_idx)
             d_loss, _ = self.critic_loss(real, labels, other)
             g_loss, _ = self.generator_loss(n, labels, other)
-        self.log("val_d_loss", d_loss.detach(), on_step=False, on_epoch=True, batch_size=n)
-        self.log("val_g_loss", g_loss.detach(), on_step=False, on_epoch=True, batch_size=n)
+        self.accumulate("val_d_loss", d_loss, n)
+        self.accumulate("val_g_loss", g_loss, n)
 
     def make_optimizer(self, params, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr, betas=(self.settings.beta1, self.settings.beta2))
@@ -187,7 +205,9 @@ class GANBase(pl.LightningModule):
         return opt_g, opt_d
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["loss_history"] = [list(row) for row in self.loss_history]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
         self.loss_history = [tuple(row) for row in checkpoint.get("loss_history", [])]

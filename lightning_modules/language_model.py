@@ -67,7 +67,7 @@ class LanguageModel(RecurrentModel):
         inputs, targets, mask = batch
         logits, _ = self(inputs)
         loss = self.nll(logits, targets, mask)
-        log_lm_loss(self, stage, loss, int(mask.sum()))
+        log_lm_loss(self, stage, loss, mask.sum())
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -114,9 +114,9 @@ class LanguageModel(RecurrentModel):
         return torch.stack(answers, dim=1)
 
 
-def log_lm_loss(module, stage: str, loss: torch.Tensor, n: int) -> None:
+def log_lm_loss(module, stage: str, loss: torch.Tensor, n: int | torch.Tensor) -> None:
     """The loss per predicted character of a language model, and on validation in bits per
     character (nats / ln 2); shared by the recurrent and the Transformer language models."""
-    module.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+    module.accumulate(f"{stage}_loss", loss, n, prog_bar=True)
     if stage == "val":
-        module.log("val_bpc", loss / math.log(2), on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        module.accumulate("val_bpc", loss / math.log(2), n, prog_bar=True)

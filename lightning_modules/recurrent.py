@@ -27,10 +27,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from lightning_modules.cells import Recurrent
+from lightning_modules.epoch_means import EpochMeans
 from lightning_modules.settings import RecurrentSettings, SequenceClassifierSettings  # noqa: F401 (RecurrentSettings: re-exported)
 
 
-class RecurrentModel(pl.LightningModule):
+class RecurrentModel(EpochMeans, pl.LightningModule):
     """Embedding + ``Recurrent`` stack; subclasses add the head and the loss."""
 
     def _build_recurrent(self, cell, vocab_size, embedding_dim, hidden_size, num_layers, dropout, bidirectional, forget_bias, init_scale, fused):
@@ -46,6 +47,10 @@ class RecurrentModel(pl.LightningModule):
                         param.mul_(init_scale)
 
     def on_before_optimizer_step(self, optimizer):
+        # Computed on the steps the loggers record (every trainer.log_every_n_steps), where
+        # Lightning would flush it; logged at every step it would be overwritten unread.
+        if (self.trainer.global_step + 1) % max(self.trainer.log_every_n_steps, 1):
+            return
         norms = [p.grad.detach().norm(2) for p in self.parameters() if p.grad is not None]
         if norms:
             # Before clipping: Lightning clips after this hook.
@@ -130,8 +135,8 @@ class SequenceClassifier(RecurrentModel):
         logits = self(tokens, lengths)
         loss = F.cross_entropy(logits, labels.long())
         acc = (logits.argmax(dim=1) == labels).float().mean()
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
-        self.log(f"{stage}_accuracy", acc, on_step=False, on_epoch=True, prog_bar=stage == "val", batch_size=len(labels))
+        self.accumulate(f"{stage}_loss", loss, len(labels), prog_bar=True)
+        self.accumulate(f"{stage}_accuracy", acc, len(labels), prog_bar=stage == "val")
         return loss
 
     def training_step(self, batch, batch_idx):

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lightning_modules.decoding import PAD, EncoderDecoder, output_log_probs
+from lightning_modules.epoch_means import EpochMeans
 from lightning_modules.language_model import log_lm_loss
 from lightning_modules.settings import TransformerLMSettings, TransformerSettings
 
@@ -175,7 +176,7 @@ class Transformer(EncoderDecoder):
         return transformer_optimizer(self)
 
 
-class TransformerLM(pl.LightningModule):
+class TransformerLM(EpochMeans, pl.LightningModule):
     """The Transformer's decoder alone, trained to predict the next character."""
 
     Settings = TransformerLMSettings
@@ -219,7 +220,7 @@ class TransformerLM(pl.LightningModule):
         logits = self.logits(inputs, offset)
         per_token = F.cross_entropy(logits.transpose(1, 2), targets.long(), reduction="none")
         loss = (per_token * mask).sum() / mask.sum().clamp_min(1)
-        log_lm_loss(self, stage, loss, int(mask.sum()))
+        log_lm_loss(self, stage, loss, mask.sum())
         return loss
 
     def training_step(self, batch, batch_idx):

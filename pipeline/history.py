@@ -65,6 +65,11 @@ class EpochHistory(Callback):
         if trainer.sanity_checking:
             return
         epoch = trainer.current_epoch + 1
+        # Lightning calls callbacks' hooks before the module's: ask a model that logs its
+        # epoch means at the end of the epoch (lightning_modules.epoch_means) to log them now.
+        log_epoch_means = getattr(pl_module, "log_epoch_means", None)
+        if callable(log_epoch_means):
+            log_epoch_means("train")
         self.rows = [r for r in self.rows if r["epoch"] != epoch] + epoch_rows(epoch, trainer.callback_metrics)
 
     def state_dict(self) -> dict[str, Any]:

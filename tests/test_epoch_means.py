@@ -1,0 +1,114 @@
+"""Epoch means logged once per epoch (``lightning_modules.epoch_means``) are the numbers
+``self.log(..., on_epoch=True, batch_size=n)`` at every step would have reduced to."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.nn import functional as F
+
+from lightning_modules import MODELS
+from pipeline.history import EpochHistory
+from pipeline.loaders import batches
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
+    pytest.mark.filterwarnings("ignore:.*number of training batches.*"),
+    pytest.mark.filterwarnings("ignore:.*isinstance\\(treespec, LeafSpec\\).*"),
+]
+
+
+def trainer(tmp_path, **kwargs) -> pl.Trainer:
+    return pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                      accelerator="cpu", devices=1, default_root_dir=tmp_path, **kwargs)
+
+
+def classifier():
+    entry = MODELS["lstm"]
+    settings = entry.settings_for("classifier")(embedding_dim=4, hidden_size=8)
+    return entry.build("classifier", settings, vocab_size=3, n_classes=2)
+
+
+def parity_arrays(n: int, length: int = 6):
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, 3, size=(n, length)).astype(np.int64)
+    lengths = rng.integers(1, length + 1, size=n).astype(np.int64)
+    labels = np.array([int((t[:k] == 2).sum() % 2) for t, k in zip(tokens, lengths)], dtype=np.int64)
+    return [tokens, lengths, labels]
+
+
+def test_validation_means_are_batch_size_weighted_means(tmp_path):
+    pl.seed_everything(0)
+    model = classifier()
+    arrays = parity_arrays(70)  # batches of 32, 32 and 6: an unweighted mean would differ
+    loader = batches(arrays, batch_size=32, shuffle=False)
+    metrics = trainer(tmp_path).validate(model, loader, verbose=False)[0]
+
+    model.eval()
+    losses, hits, n = 0.0, 0.0, 0
+    with torch.no_grad():
+        for tokens, lengths, labels in loader:
+            logits = model(tokens, lengths)
+            losses += float(F.cross_entropy(logits, labels.long())) * len(labels)
+            hits += float((logits.argmax(1) == labels).sum())
+            n += len(labels)
+    assert metrics["val_loss"] == pytest.approx(losses / n, rel=1e-5)
+    assert metrics["val_accuracy"] == pytest.approx(hits / n, rel=1e-5)
+
+
+class CountingLog:
+    def __init__(self, model):
+        self.names: list[str] = []
+        self._log = model.log
+        model.log = self
+
+    def __call__(self, name, *args, **kwargs):
+        self.names.append(name)
+        return self._log(name, *args, **kwargs)
+
+
+def test_each_mean_is_logged_once_per_epoch_and_reaches_the_history(tmp_path):
+    pl.seed_everything(0)
+    model = classifier()
+    calls = CountingLog(model)
+    arrays = parity_arrays(96)
+    history = EpochHistory()
+    t = trainer(tmp_path, max_epochs=2, num_sanity_val_steps=0, log_every_n_steps=1000, callbacks=[history])
+    t.fit(model, batches(arrays, batch_size=16, shuffle=True, seed=0), batches(arrays, batch_size=32, shuffle=False))
+    # 6 training and 3 validation batches per epoch; grad_norm only on the steps the loggers record
+    assert sorted(calls.names) == sorted(["train_loss", "train_accuracy", "val_loss", "val_accuracy"] * 2)
+    rows = {(r["epoch"], r["metric"], r["split"]) for r in history.rows}
+    assert rows == {(e, m, s) for e in (1, 2) for m in ("loss", "accuracy") for s in ("train", "validation")}
+    assert not model._epoch_sums()  # nothing left over for the next epoch
+
+
+def test_sums_of_an_unfinished_epoch_travel_in_the_checkpoint():
+    model, restored = classifier(), classifier()
+    model.accumulate("train_loss", torch.tensor(2.0), 3)
+    model.accumulate("train_loss", torch.tensor(4.0), 1)
+    model.accumulate("val_bpc", torch.tensor(1.5), torch.tensor(10))
+    checkpoint: dict = {}
+    model.on_save_checkpoint(checkpoint)
+    restored.on_load_checkpoint(checkpoint)
+    restored.accumulate("train_loss", torch.tensor(1.0), 4)
+    sums = restored._epoch_sums()
+    assert float(sums["train_loss"][0] / sums["train_loss"][1]) == pytest.approx((6 + 4 + 4) / 8)
+    assert float(sums["val_bpc"][0] / sums["val_bpc"][1]) == pytest.approx(1.5)
+
+
+def test_gan_loss_history_is_read_back_per_generator_step(tmp_path):
+    pl.seed_everything(0)
+    entry = MODELS["gan"]
+    settings = entry.settings_for("sampler-2d")(latent_dim=3, generator_hidden=8, generator_layers=2,
+                                                discriminator_hidden=8, discriminator_layers=2, critic_steps=2)
+    model = entry.build("sampler-2d", settings, data_dim=2)
+    x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    trainer(tmp_path, max_epochs=2).fit(model, batches([x], batch_size=16, shuffle=False))
+    history = model.loss_history
+    assert [step for step, _, _ in history] == [1, 2, 3, 4]  # 4 batches an epoch, a G step every 2nd
+    assert all(isinstance(d, float) and isinstance(g, float) for _, d, g in history)
+    checkpoint: dict = {}
+    model.on_save_checkpoint(checkpoint)
+    assert checkpoint["loss_history"] == [list(row) for row in history]
