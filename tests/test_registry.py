@@ -113,21 +113,26 @@ def untrained(project: Path, config, name: str, metric: float, client) -> None:
 
 
 @pytest.fixture
-def heads_project(project, small_params, use_store):
+def store_with(project, small_params, use_store):
+    """``store_with({experiment: metric})``: a project with only those experiments, each
+    left by ``untrained`` with that primary metric, and its own MLflow store. Returns
+    (layout, config, client)."""
+    from conftest import write_params
     from pipeline.config import load
     from pipeline.paths import Layout
 
-    from conftest import write_params
+    def make(metrics: dict[str, float]):
+        small_params["experiments"] = {k: small_params["experiments"][k] for k in metrics}
+        write_params(project, small_params)
+        use_store(project)
+        layout = Layout(project)
+        config = load(layout.params)
+        client = tracking.client(tracking.resolve_uri(config, layout))
+        for name, metric in metrics.items():
+            untrained(project, config, name, metric, client)
+        return layout, config, client
 
-    small_params["experiments"] = {k: small_params["experiments"][k] for k in CHAMPIONS}
-    write_params(project, small_params)
-    use_store(project)
-    layout = Layout(project)
-    config = load(layout.params)
-    client = tracking.client(tracking.resolve_uri(config, layout))
-    for name in CHAMPIONS:
-        untrained(project, config, name, 0.5, client)
-    return project, layout, config, client
+    return make
 
 
 def champion_predicts(name: str):
@@ -156,10 +161,10 @@ def champion_predicts(name: str):
     return version, output
 
 
-def test_every_head_kind_registers_a_champion_that_loads_and_predicts(heads_project, capsys):
+def test_every_head_kind_registers_a_champion_that_loads_and_predicts(project, store_with, capsys):
     from pipeline.stages.compare import compare
 
-    project, layout, config, client = heads_project
+    layout, config, client = store_with(dict.fromkeys(CHAMPIONS, 0.5))
     compare(config, layout)
     out = capsys.readouterr().out
     assert (layout.reports / "leaderboard.md").is_file()
@@ -188,20 +193,10 @@ def test_every_head_kind_registers_a_champion_that_loads_and_predicts(heads_proj
     assert not (project / "mlruns").exists()
 
 
-def test_a_rerun_keeps_the_champion_and_a_better_experiment_takes_over(project, small_params, use_store, capsys):
-    from conftest import write_params
-    from pipeline.config import load
-    from pipeline.paths import Layout
+def test_a_rerun_keeps_the_champion_and_a_better_experiment_takes_over(store_with, capsys):
     from pipeline.stages.compare import compare
 
-    small_params["experiments"] = {k: small_params["experiments"][k] for k in ("parity-lstm", "parity-rnn")}
-    write_params(project, small_params)
-    use_store(project)
-    layout = Layout(project)
-    config = load(layout.params)
-    client = tracking.client(tracking.resolve_uri(config, layout))
-    untrained(project, config, "parity-lstm", 0.9, client)
-    untrained(project, config, "parity-rnn", 0.6, client)
+    layout, config, client = store_with({"parity-lstm": 0.9, "parity-rnn": 0.6})
     compare(config, layout)
     assert "rnngan-zoo.parity v1 @champion = parity-lstm (accuracy_longer 0.9; registered" in capsys.readouterr().out
 
@@ -229,20 +224,10 @@ def test_a_rerun_keeps_the_champion_and_a_better_experiment_takes_over(project, 
     assert len(client.search_model_versions("name = 'rnngan-zoo.parity'")) == 2
 
 
-def test_a_table_that_fails_to_register_is_reported_and_the_others_are_registered(project, small_params, use_store, capsys):
-    from conftest import write_params
-    from pipeline.config import load
-    from pipeline.paths import Layout
+def test_a_table_that_fails_to_register_is_reported_and_the_others_are_registered(store_with, capsys):
     from pipeline.stages.compare import compare
 
-    small_params["experiments"] = {k: small_params["experiments"][k] for k in ("parity-lstm", "ring-gan")}
-    write_params(project, small_params)
-    use_store(project)
-    layout = Layout(project)
-    config = load(layout.params)
-    client = tracking.client(tracking.resolve_uri(config, layout))
-    untrained(project, config, "parity-lstm", 0.9, client)
-    untrained(project, config, "ring-gan", 3, client)
+    layout, config, client = store_with({"parity-lstm": 0.9, "ring-gan": 3})
     layout.checkpoint("ring-gan").write_bytes(b"not a checkpoint")
 
     compare(config, layout)
