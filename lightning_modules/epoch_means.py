@@ -4,8 +4,8 @@ Every model reports the per-epoch mean of its batch losses and accuracies (``tra
 ``val_accuracy``, ``train_d_loss``, ...). ``self.log(name, value, on_epoch=True,
 batch_size=n)`` at every step would compute that mean too, but each call costs about a
 millisecond of Python on the CPU (Lightning moves its result store to the value's device and
-re-checks the metadata every time): three calls a step were a third of a small model's whole
-training step (``benchmarks/training_loop.py``).
+re-checks the metadata every time): two or three calls a step took a fifth (an LSTM classifier)
+to two fifths (a 2-D GAN) of a small model's whole training step (``benchmarks/training_loop.py``).
 
 ``EpochMeans.accumulate`` keeps a running batch-size-weighted sum per name, as tensors on the
 value's device (no host synchronisation, so nothing waits for a GPU either), and the epoch-end

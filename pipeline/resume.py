@@ -161,20 +161,60 @@ class RandomState(Callback):
 
 class FiniteLoss(Callback):
     """Stops training at the first step whose loss is NaN or infinite, naming the experiment
-    and the step. Reads the loss(es) a ``training_step`` returns: a tensor, or a dict of them."""
+    and the step. Reads the loss(es) a ``training_step`` returns: a tensor, or a dict of them.
 
-    def __init__(self, experiment: str):
+    On the CPU every step is checked as it ends. On a GPU, reading a loss back would make the
+    host wait for the device at every step; there the first non-finite loss (its step and
+    value) is recorded on the device and read every ``check_every`` steps (default 50) and at
+    the end of each epoch, so training stops at most ``check_every - 1`` steps later, with the
+    same message. Either way no model is written."""
+
+    DEFERRED_EVERY = 50
+
+    def __init__(self, experiment: str, check_every: int | None = None):
         self.experiment = experiment
+        self.check_every = check_every  # None: 1 on the CPU, DEFERRED_EVERY on an accelerator
+        self._keys: list[str] = []
+        self._first: torch.Tensor | None = None  # (step, epoch, batch, key, value); step -1: none yet
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        values = outputs.items() if isinstance(outputs, dict) else [("loss", outputs)]
+        values = [(k, v) for k, v in (outputs.items() if isinstance(outputs, dict) else [("loss", outputs)]) if isinstance(v, torch.Tensor) and v.numel()]
+        step = trainer.fit_loop.epoch_loop.total_batch_idx
+        every = self.check_every or (1 if pl_module.device.type == "cpu" else self.DEFERRED_EVERY)
+        if every == 1:
+            for key, value in values:
+                if not bool(torch.isfinite(value.detach()).all()):
+                    self._stop(key, float(value.detach().float().flatten()[0]), step, trainer.current_epoch, batch_idx)
+            return
         for key, value in values:
-            if isinstance(value, torch.Tensor) and value.numel() and not bool(torch.isfinite(value.detach()).all()):
-                raise TrainingError(
-                    f"experiments.{self.experiment}: {key} became {value.detach().float().flatten()[0].item()} "
-                    f"at step {trainer.fit_loop.epoch_loop.total_batch_idx} (epoch {trainer.current_epoch}, batch {batch_idx}); "
-                    "training stopped and no model written. Lower the learning rate or set trainer.gradient_clip_val"
-                )
+            if key not in self._keys:
+                self._keys.append(key)
+            value = value.detach()
+            if self._first is None or self._first.device != value.device:
+                self._first = value.new_full((5,), -1.0, dtype=torch.float64)
+            # Built on the device (fills, not a copy from the host, which could wait for it too).
+            where = [value.new_full((), float(x), dtype=torch.float64) for x in (step, trainer.current_epoch, batch_idx, self._keys.index(key))]
+            here = torch.stack([*where, value.flatten()[0].double()])
+            bad = ~torch.isfinite(value).all() & (self._first[0] < 0)
+            self._first = torch.where(bad, here, self._first)
+        if (step + 1) % every == 0:
+            self._check_recorded()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._check_recorded()
+
+    def _check_recorded(self) -> None:
+        if self._first is None:
+            return
+        step, epoch, batch_idx, key, value = self._first.tolist()  # the one read-back
+        if step >= 0:
+            self._stop(self._keys[int(key)], value, int(step), int(epoch), int(batch_idx))
+
+    def _stop(self, key: str, value: float, step: int, epoch: int, batch_idx: int) -> None:
+        raise TrainingError(
+            f"experiments.{self.experiment}: {key} became {value} at step {step} (epoch {epoch}, batch {batch_idx}); "
+            "training stopped and no model written. Lower the learning rate or set trainer.gradient_clip_val"
+        )
 
 
 class GracefulInterrupt(Callback):

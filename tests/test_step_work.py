@@ -1,5 +1,7 @@
-"""Epoch means logged once per epoch (``lightning_modules.epoch_means``) are the numbers
-``self.log(..., on_epoch=True, batch_size=n)`` at every step would have reduced to."""
+"""The work done at every training step, kept off the host: epoch means logged once per epoch
+(``lightning_modules.epoch_means``) are the numbers ``self.log(..., on_epoch=True,
+batch_size=n)`` at every step would have reduced to; the GANs' loss history is read back once;
+the NaN guard, when its checks are deferred (as on a GPU), still names the first bad step."""
 
 from __future__ import annotations
 
@@ -112,3 +114,29 @@ def test_gan_loss_history_is_read_back_per_generator_step(tmp_path):
     checkpoint: dict = {}
     model.on_save_checkpoint(checkpoint)
     assert checkpoint["loss_history"] == [list(row) for row in history]
+
+
+@pytest.mark.parametrize("check_every, poisoned_from, batches_per_epoch, raised_at", [
+    (1, 2, 6, 2),   # the CPU's default: checked at every step
+    (3, 1, 6, 2),   # deferred (a GPU's way): recorded at step 1, read at step 2
+    (50, 4, 6, 5),  # deferred past the epoch: read at the epoch's end
+])
+def test_a_non_finite_loss_is_reported_at_its_first_step_when_checks_are_deferred(tmp_path, check_every, poisoned_from, batches_per_epoch, raised_at):
+    from lightning_modules.recurrent import SequenceClassifier
+    from pipeline.errors import TrainingError
+    from pipeline.resume import FiniteLoss
+
+    class Poisoned(SequenceClassifier):
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            self.steps_run = self.global_step + 1
+            return loss * float("nan") if self.global_step >= poisoned_from else loss
+
+    pl.seed_everything(0)
+    entry = MODELS["lstm"]
+    model = Poisoned(cell="lstm", vocab_size=3, n_classes=2, **entry.settings_for("classifier")(embedding_dim=4, hidden_size=8).model_dump())
+    guard = FiniteLoss("parity-lstm", check_every=check_every)
+    t = trainer(tmp_path, max_epochs=3, callbacks=[guard])
+    with pytest.raises(TrainingError, match=rf"experiments\.parity-lstm: loss became nan at step {poisoned_from} \(epoch 0, batch {poisoned_from}\)"):
+        t.fit(model, batches(parity_arrays(16 * batches_per_epoch), batch_size=16, shuffle=False))
+    assert model.steps_run == raised_at + 1  # training went on until the check read it
