@@ -12,8 +12,8 @@ Shared by every recurrent model (``RecurrentModel``):
   them, the LSTM family's initial forget-gate bias (Jozefowicz et al. 2015 recommend 1);
 - ``init_scale`` multiplies the initial recurrent (hidden-to-hidden) weights: a large value
   makes a vanilla RNN's gradients explode (Pascanu et al. 2013);
-- the global gradient norm, before any clipping, is logged (`grad_norm`) on the steps the
-  loggers record (every `trainer.log_every_n_steps`);
+- the global gradient norm, before any clipping, is logged (``grad_norm``) on the steps the
+  loggers record (every ``trainer.log_every_n_steps``);
 - ``hidden_gradient_norms``: ‖∂C_T/∂h_t‖ against the distance T − t, the picture of
   vanishing and exploding gradients (Bengio et al. 1994; Pascanu et al. 2013).
 """
