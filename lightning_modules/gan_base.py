@@ -174,7 +174,7 @@ class GANBase(EpochMeans, pl.LightningModule):
             self.manual_backward(g_loss)
             opt_g.step()
             self.untoggle_optimizer(opt_g)
-            self.generator_steps += 1
+            self.generator_steps.add_(1)  # in place: no Module.__setattr__ per step
             self._new_losses.append(torch.stack([self.generator_steps.double(), d_loss.detach().double(), g_loss.detach().double()]))
             self.accumulate("train_g_loss", g_loss, n, prog_bar=True)
             for key, value in g_logs.items():

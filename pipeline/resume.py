@@ -2,7 +2,10 @@
 
 While an experiment trains, ``checkpoints/<experiment>/`` holds
 - ``last.ckpt``: Lightning's full training state (weights, optimisers, loop counters, the
-  random number generators) at the end of the last finished epoch, written atomically;
+  random number generators) at the end of an epoch, written atomically: after the first
+  epoch, then at the first epoch end at least ``EpochCheckpoint.min_interval_s`` (30 s) after
+  the previous one, so an experiment of many short epochs does not spend its time writing
+  checkpoints; a run killed outright loses at most that much training (Ctrl-C saves first);
 - ``resume.json``: the MLflow run id and a fingerprint of everything that decides the
   result (the experiment's settings, the trainer's, the seed and the dataset's hashes).
 
@@ -18,6 +21,7 @@ import hashlib
 import json
 import random
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,10 +92,19 @@ def checkpoint_step(path: Path) -> int:
 
 
 class EpochCheckpoint(ModelCheckpoint):
-    """``last.ckpt`` at the end of every training epoch, replaced atomically so a kill while
-    writing leaves the previous one intact. On Ctrl-C the state at that moment is saved too."""
+    """``last.ckpt`` at the end of a training epoch, replaced atomically so a kill while
+    writing leaves the previous one intact: after the first epoch, then at an epoch's end once
+    ``min_interval_s`` have passed since the last save (every epoch when epochs are longer). On
+    Ctrl-C the state at that moment is saved too. Before saving it has the loggers that batch
+    their writes (``pipeline.batched_logger``) write what they hold, so MLflow has every metric
+    the checkpoint has."""
 
-    def __init__(self, folder: Path):
+    min_interval_s = 30.0
+
+    def __init__(self, folder: Path, min_interval_s: float | None = None):
+        if min_interval_s is not None:
+            self.min_interval_s = min_interval_s
+        self._saved_at: float | None = None
         super().__init__(
             dirpath=folder,
             filename=Path(CHECKPOINT).stem,
@@ -103,14 +116,31 @@ class EpochCheckpoint(ModelCheckpoint):
         )
         self.folder = Path(folder)
 
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        due = self._saved_at is None or time.monotonic() - self._saved_at >= self.min_interval_s
+        # saving is collective: every process must take rank zero's decision
+        if trainer.strategy.broadcast(due):
+            super().on_train_epoch_end(trainer, pl_module)
+
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        flush_loggers(trainer)
         save_atomically(trainer, Path(filepath), self.save_weights_only)
+        self._saved_at = time.monotonic()
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0 and trainer.world_size == 1:
             save_atomically(trainer, self.folder / CHECKPOINT)
+
+
+def flush_loggers(trainer: pl.Trainer) -> None:
+    """Loggers that batch their writes write what they hold now, and again after the next
+    logging call: the metrics Lightning logs at the end of the epoch being checkpointed."""
+    for logger in trainer.loggers:
+        flush = getattr(logger, "flush", None)
+        if callable(flush):
+            flush(and_next_log=True)
 
 
 def save_atomically(trainer: pl.Trainer, path: Path, weights_only: bool = False) -> None:

@@ -140,3 +140,93 @@ def test_a_non_finite_loss_is_reported_at_its_first_step_when_checks_are_deferre
     with pytest.raises(TrainingError, match=rf"experiments\.parity-lstm: loss became nan at step {poisoned_from} \(epoch 0, batch {poisoned_from}\)"):
         t.fit(model, batches(parity_arrays(16 * batches_per_epoch), batch_size=16, shuffle=False))
     assert model.steps_run == raised_at + 1  # training went on until the check read it
+
+
+# ------------------------------------------------ MLflow writes in batches, checkpoints by time
+
+
+def mlflow_run(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("batched"))
+    return client, run.info.run_id
+
+
+def history(client, run_id, key):
+    return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def test_batched_logger_writes_when_due_on_request_and_at_the_end(tmp_path):
+    from pipeline.batched_logger import BatchedMLFlowLogger
+
+    client, run_id = mlflow_run(tmp_path)
+    logger = BatchedMLFlowLogger(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", run_id=run_id, flush_every_s=3600)
+    for step in range(3):
+        logger.log_metrics({"loss": 1.0 / (step + 1), "bad key!": 2.0}, step=step)
+    assert logger.pending == 6 and history(client, run_id, "loss") == []  # not due yet
+
+    logger.flush(and_next_log=True)
+    assert logger.pending == 0 and [s for s, _ in history(client, run_id, "loss")] == [0, 1, 2]
+    logger.log_metrics({"loss": 0.25}, step=3)  # the next log is written at once...
+    assert logger.pending == 0 and history(client, run_id, "loss")[-1] == (3, 0.25)
+    logger.log_metrics({"loss": 0.2}, step=4)  # ...and only that one
+    assert logger.pending == 1
+
+    logger.finalize("success")
+    assert history(client, run_id, "loss") == [(0, 1.0), (1, 0.5), (2, pytest.approx(1 / 3)), (3, 0.25), (4, 0.2)]
+    assert [s for s, _ in history(client, run_id, "bad key")] == [0, 1, 2]  # sanitised as MLFlowLogger does
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_batched_logger_splits_large_batches_and_writes_every_call_when_the_interval_is_zero(tmp_path):
+    from mlflow.utils.validation import MAX_METRICS_PER_BATCH
+
+    from pipeline.batched_logger import BatchedMLFlowLogger
+
+    client, run_id = mlflow_run(tmp_path)
+    logger = BatchedMLFlowLogger(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", run_id=run_id, flush_every_s=3600)
+    for step in range(MAX_METRICS_PER_BATCH // 2 + 1):
+        logger.log_metrics({"a": float(step), "b": -float(step)}, step=step)
+    logger.flush()  # more than MLflow takes in one request
+    assert len(history(client, run_id, "a")) == len(history(client, run_id, "b")) == MAX_METRICS_PER_BATCH // 2 + 1
+
+    logger.flush_every_s = 0
+    logger.log_metrics({"c": 1.0}, step=0)
+    assert logger.pending == 0 and history(client, run_id, "c") == [(0, 1.0)]
+
+
+def test_checkpoints_are_taken_after_the_first_epoch_then_by_time_and_mlflow_holds_what_they_hold(tmp_path):
+    from pipeline.batched_logger import BatchedMLFlowLogger
+    from pipeline.resume import EpochCheckpoint
+
+    class Watch(pl.Callback):
+        """At each epoch's start: the checkpoint's epoch, and what MLflow holds by then."""
+
+        def __init__(self):
+            self.seen = []
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            ckpt = tmp_path / "ck" / "last.ckpt"
+            epoch = torch.load(ckpt, weights_only=False)["epoch"] if ckpt.is_file() else None
+            self.seen.append((epoch, sorted(int(v) for _, v in history(client, run_id, "epoch"))))
+
+    client, run_id = mlflow_run(tmp_path)
+    for min_interval_s, expected_last in ((3600, 0), (0, 3)):
+        pl.seed_everything(0)
+        (tmp_path / "ck").mkdir(exist_ok=True)
+        for f in (tmp_path / "ck").iterdir():
+            f.unlink()
+        run_id = client.create_run(client.get_experiment_by_name("batched").experiment_id).info.run_id
+        logger = BatchedMLFlowLogger(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", run_id=run_id, flush_every_s=3600)
+        watch = Watch()
+        t = pl.Trainer(logger=logger, callbacks=[EpochCheckpoint(tmp_path / "ck", min_interval_s=min_interval_s), watch],
+                       max_epochs=4, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=1,
+                       default_root_dir=tmp_path, num_sanity_val_steps=0, log_every_n_steps=1000)
+        t.fit(classifier(), batches(parity_arrays(64), batch_size=32, shuffle=True, seed=0), batches(parity_arrays(32), batch_size=32, shuffle=False))
+        assert torch.load(tmp_path / "ck" / "last.ckpt", weights_only=False)["epoch"] == expected_last
+        if min_interval_s:  # one checkpoint, after epoch 0; MLflow holds epoch 0 (the metrics it logged after it too)
+            assert watch.seen == [(None, []), (0, [0, 0]), (0, [0, 0]), (0, [0, 0])]
+        else:  # a checkpoint every epoch, and MLflow as far as each
+            assert watch.seen == [(None, []), (0, [0, 0]), (1, [0, 0, 1, 1]), (2, [0, 0, 1, 1, 2, 2])]
+        assert sorted(int(v) for _, v in history(client, run_id, "epoch")) == [0, 0, 1, 1, 2, 2, 3, 3]  # all, at the end

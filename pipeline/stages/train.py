@@ -58,7 +58,8 @@ def train(config, layout, name: str) -> Path:
     tracking.check_reachable(uri)
 
     import pytorch_lightning as pl
-    from pytorch_lightning.loggers import MLFlowLogger
+
+    from pipeline.batched_logger import BatchedMLFlowLogger
 
     quiet_lightning()
     seed = config.experiment_seed(name)
@@ -93,7 +94,7 @@ def train(config, layout, name: str) -> Path:
             run_id = run.info.run_id
             tracking.log_params(mlflow, run_id, {**exp.flat_params(), **prepared.model_args, "family": entry.family, "seed": seed})
         resume.start(run_id)
-        logger = MLFlowLogger(experiment_name=config.tracking.experiment, tracking_uri=uri, run_id=run_id)
+        logger = BatchedMLFlowLogger(experiment_name=config.tracking.experiment, tracking_uri=uri, run_id=run_id)
     if resume_from is not None and rank_zero:
         print(f"resuming {name} at step {checkpoint_step(resume_from)} from {resume_from.relative_to(layout.root)} (MLflow run {run_id})")
     setup_seconds = time.perf_counter() - started
