@@ -1,6 +1,6 @@
 """Training throughput of the pipeline against a minimal hand-written PyTorch loop.
 
-    python benchmarks/training_loop.py [--batches 60] [--repeat 3] [--only parity-lstm ...]
+    python benchmarks/training_loop.py [--batches 60] [--seconds 2] [--repeat 5] [--only parity-lstm ...]
 
 For one default experiment of each family, the same model (built from ``params.yaml``), the
 same data and batch size are trained
@@ -9,11 +9,14 @@ same data and batch size are trained
   its fit time read back from the run's ``time_fit_s``;
 - by a hand-written loop: ``zero_grad``, loss, ``backward``, ``step`` over the same batches,
   nothing else (for a GAN, one critic step and one generator step per batch, as the pipeline).
-Throughput is the steady state: each side runs ``--batches`` and three times as many, and
+Throughput is the steady state: each side runs N batches and three times as many, and
 the rate is the extra samples over the extra time, so one-off costs (the Trainer's set-up,
-the final checkpoint) cancel. Each measurement runs alternately ``--repeat`` times; the ratio
-printed is of the medians (pipeline samples/s divided by the loop's). Target (issue 8): at
-least 0.9.
+the first checkpoint) cancel. N is ``--batches``, or more where the loop would take less than
+``--seconds`` for them (the small models: this machine's timings vary by a tenth or more
+from one second to the next, which a short window cannot average out). Each measurement runs
+alternately ``--repeat`` times; the ratio printed is of the medians (pipeline samples/s
+divided by the loop's), with the lowest and highest ratio of one repeat's back-to-back pair
+beside it to show the noise. Target (issue 8): at least 0.9.
 
 Runs in a temporary project (datasets fetched there), so it leaves the working tree alone.
 Uses the GPU when there is one, like the pipeline.
@@ -22,6 +25,7 @@ Uses the GPU when there is one, like the pipeline.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -43,7 +47,7 @@ FAMILIES = {
 }
 
 
-def project(folder: Path, names: list[str], batches: int, epochs: dict[str, int] | None = None) -> None:
+def project(folder: Path, names: list[str], batches: int | dict[str, int], epochs: dict[str, int] | None = None) -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     used = {params["experiments"][n]["dataset"] for n in names}
     params["datasets"] = {k: v for k, v in params["datasets"].items() if k in used}
@@ -52,7 +56,8 @@ def project(folder: Path, names: list[str], batches: int, epochs: dict[str, int]
     params["experiments"] = {n: params["experiments"][n] for n in names}
     params["trainer"].update(enable_progress_bar=False)
     for name, body in params["experiments"].items():
-        body.setdefault("trainer", {}).update(max_epochs=(epochs or {}).get(name, 1), limit_train_batches=batches, limit_val_batches=0)
+        limit = batches[name] if isinstance(batches, dict) else batches
+        body.setdefault("trainer", {}).update(max_epochs=(epochs or {}).get(name, 1), limit_train_batches=limit, limit_val_batches=0)
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -138,8 +143,10 @@ def train_batches(config, layout, name: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=60, help="training batches per measurement")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=60, help="training batches per measurement, at least")
+    parser.add_argument("--seconds", type=float, default=2.0, help="more batches where the loop trains --batches faster than this")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--verbose", action="store_true", help="print every measurement")
     parser.add_argument("--only", nargs="*", help="experiments to measure (default: one per family)")
     args = parser.parse_args()
     names = args.only or list(FAMILIES.values())
@@ -162,15 +169,22 @@ def main() -> None:
 
             for dataset in config.references:
                 reference(config, layout, dataset)
-        # Epochs of at most --batches batches (fewer where the data is smaller); the short run
-        # trains at least --batches in all, the long one three times as many.
-        per_epoch = {n: min(args.batches, train_batches(config, layout, n)) for n in names}
-        epochs = {n: -(-args.batches // per_epoch[n]) for n in names}
-        project(root, names, args.batches, epochs)
+        # The short run trains at least --batches batches and at least --seconds of the loop's
+        # time, in whole epochs (of at most that many batches); the long one three times as many.
+        target, per_epoch = {}, {}
+        for n in names:
+            in_data = train_batches(config, layout, n)
+            probe = min(20, args.batches, in_data)
+            loop_seconds(config, layout, n, min(5, probe), in_data)  # warm-up: first-call costs
+            per_batch = loop_seconds(config, layout, n, probe, in_data) / probe
+            target[n] = max(args.batches, math.ceil(args.seconds / per_batch))
+            per_epoch[n] = min(target[n], in_data)
+        epochs = {n: -(-target[n] // per_epoch[n]) for n in names}
+        project(root, names, per_epoch, epochs)
         config = config_mod.load(root / "params.yaml")
         long_root = root / "long"
         long_root.mkdir()
-        project(long_root, names, args.batches, {n: 3 * e for n, e in epochs.items()})
+        project(long_root, names, per_epoch, {n: 3 * e for n, e in epochs.items()})
         (long_root / "data").symlink_to(root / "data")
         long_config, long_layout = config_mod.load(long_root / "params.yaml"), Layout(long_root)
         if (root / "models").is_dir():
@@ -183,8 +197,16 @@ def main() -> None:
             loop_seconds(config, layout, name, min(5, pe), pe)  # warm-up: first-call costs
             pipe, loop = [], []
             for _ in range(args.repeat):
-                loop.append(loop_seconds(config, layout, name, 3 * short, pe) - loop_seconds(config, layout, name, short, pe))
-                pipe.append(pipeline_seconds(long_config, long_layout, name) - pipeline_seconds(config, layout, name))
+                times = (
+                    loop_seconds(config, layout, name, 3 * short, pe),
+                    loop_seconds(config, layout, name, short, pe),
+                    pipeline_seconds(long_config, long_layout, name),
+                    pipeline_seconds(config, layout, name),
+                )
+                loop.append(times[0] - times[1])
+                pipe.append(times[2] - times[3])
+                if args.verbose:
+                    print(f"{name}: loop {times[0]:.2f} s - {times[1]:.2f} s, pipeline {times[2]:.2f} s - {times[3]:.2f} s", flush=True)
             samples = config.experiments[name].common.batch_size * 2 * short
             # each repeat's pair, measured back to back, gives one ratio: the spread shows the noise
             ratios = sorted(lo / pi for lo, pi in zip(loop, pipe))
