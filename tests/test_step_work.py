@@ -230,3 +230,19 @@ def test_checkpoints_are_taken_after_the_first_epoch_then_by_time_and_mlflow_hol
         else:  # a checkpoint every epoch, and MLflow as far as each
             assert watch.seen == [(None, []), (0, [0, 0]), (1, [0, 0, 1, 1]), (2, [0, 0, 1, 1, 2, 2])]
         assert sorted(int(v) for _, v in history(client, run_id, "epoch")) == [0, 0, 1, 1, 2, 2, 3, 3]  # all, at the end
+
+
+def test_the_training_bar_is_drawn_only_on_a_terminal_and_not_at_every_step(monkeypatch):
+    import sys
+
+    from pytorch_lightning.callbacks import TQDMProgressBar
+
+    from pipeline.progress import TRAINING_BAR_REFRESH_STEPS, training_bar
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    assert training_bar(True) == (False, [])  # a log file: no redraws in it
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert training_bar(False) == (False, [])  # switched off in params.yaml
+    enabled, callbacks = training_bar(True)
+    assert enabled and len(callbacks) == 1 and isinstance(callbacks[0], TQDMProgressBar)
+    assert callbacks[0].refresh_rate == TRAINING_BAR_REFRESH_STEPS > 1

@@ -22,6 +22,7 @@ from pathlib import Path
 from pipeline import tracking
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.errors import ConfigError, Interrupted
+from pipeline.progress import training_bar
 
 
 def quiet_lightning() -> None:
@@ -67,6 +68,7 @@ def train(config, layout, name: str) -> Path:
     prepared = task.prepare(layout.dataset(exp.dataset), manifest, exp.common, seed)
     model = entry.build(task.head, exp.settings, **prepared.model_args)
     trainer_args = exp.trainer.model_dump(exclude_none=True)
+    trainer_args["enable_progress_bar"], bar = training_bar(trainer_args.get("enable_progress_bar", True))
     if not model.automatic_optimization and "gradient_clip_val" in trainer_args:
         raise ConfigError(
             f"experiments.{name}.trainer.gradient_clip_val",
@@ -105,7 +107,7 @@ def train(config, layout, name: str) -> Path:
         trainer = pl.Trainer(
             **trainer_args,
             logger=logger,
-            callbacks=[EpochCheckpoint(resume.folder), RandomState(), FiniteLoss(name), history := EpochHistory(), interrupt := GracefulInterrupt()],
+            callbacks=[EpochCheckpoint(resume.folder), RandomState(), FiniteLoss(name), history := EpochHistory(), interrupt := GracefulInterrupt(), *bar],
             enable_model_summary=False,
             default_root_dir=tmp,
         )
