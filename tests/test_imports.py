@@ -156,3 +156,40 @@ def test_checkpoint_hyper_parameters_load(tmp_path, name, head, task_args):
     assert dict(loaded.hparams) == dict(model.hparams)
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value)
+
+
+def _gc_state_after(code: str) -> dict:
+    code = "import gc, sys, json\nfrom pipeline.startup import import_heavy\n" + code
+    code += "\nprint('STATE', json.dumps({'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count(), 'loaded': sorted(m for m in ('fractions', 'decimal') if m in sys.modules)}))\n"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("STATE "))
+    return json.loads(line[len("STATE "):])
+
+
+def test_a_stage_imports_its_heavy_modules_with_the_collector_paused_then_frozen():
+    """``import_heavy`` imports what it is given, freezes what was allocated (so later
+    collections and the exit skip it) and leaves the collector as it found it."""
+    state = _gc_state_after("import_heavy('fractions', 'decimal')")
+    assert state["loaded"] == ["decimal", "fractions"]
+    assert state["enabled"] is True
+    assert state["frozen"] > 1000  # everything imported so far, the interpreter's own objects included
+    # A collector the caller turned off stays off.
+    assert _gc_state_after("gc.disable(); import_heavy('fractions')")["enabled"] is False
+    # Modules already there: nothing to import, nothing frozen (a test process, a stage calling another).
+    assert _gc_state_after("import fractions, decimal\nimport_heavy('fractions', 'decimal')")["frozen"] == 0
+
+
+def test_the_train_and_evaluate_stages_freeze_after_importing_torch_lightning_and_mlflow():
+    """The stages call ``import_heavy`` before their first heavy import (a task's module imports
+    torch and Lightning; ``python benchmarks/cli_startup.py`` measures what it saves), and only
+    after the experiment's name is checked."""
+    import inspect
+
+    from pipeline.stages import evaluate, reference, sample, train
+
+    for func, first_heavy in ((train.train, "TASKS["), (evaluate.evaluate, "TASKS["), (reference.reference, "import torch"), (sample.sample, "TASKS[")):
+        source = inspect.getsource(func)
+        assert "import_heavy(" in source, func.__qualname__
+        assert source.index("import_heavy(") < source.index(first_heavy), func.__qualname__
+        assert source.index("config.") < source.index("import_heavy("), func.__qualname__

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pipeline import tracking
 from pipeline.atomic import atomic_dir, write_json
+from pipeline.startup import import_heavy
 
 KIND_REFERENCE = "reference"
 
@@ -32,6 +33,8 @@ def reference(config, layout, dataset: str) -> Path:
         write_json(metrics_path, {})
         print(f"reference {dataset}: not an image dataset, nothing to train -> {folder.relative_to(layout.root)}/")
         return folder
+
+    import_heavy("torch", "mlflow")
 
     import torch
 

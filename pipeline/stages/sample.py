@@ -31,6 +31,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from pipeline.errors import ConfigError
+from pipeline.startup import import_heavy
 
 DEFAULT_N = {"answer": 5, "translate": 5, "caption": 8, "classify": 5, "points": 2500, "images": 64}
 MIN_SAMPLE_PIXELS = 48  # an image grid enlarges small samples (8×8 digits) by whole pixels to at least this side
@@ -149,6 +150,7 @@ def sample(config, layout, name: str, options: Options = Options()) -> Sampled:
     from pipeline.tasks import TASKS
 
     exp = config.experiment(name)  # an unknown experiment: ConfigError, exit 2
+    import_heavy("torch", "pytorch_lightning")  # before the task's module, which imports them
     task, entry = TASKS[exp.task], MODELS[exp.model]
     kind = kind_of(task)
     check_options(name, exp, kind, options)

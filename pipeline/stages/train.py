@@ -23,6 +23,7 @@ from pipeline import tracking
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.errors import ConfigError, Interrupted
 from pipeline.progress import training_bar
+from pipeline.startup import import_heavy
 
 
 def quiet_lightning() -> None:
@@ -53,10 +54,11 @@ def train(config, layout, name: str) -> Path:
 
     started = time.perf_counter()
     exp = config.experiment(name)
-    task, entry = TASKS[exp.task], MODELS[exp.model]
     manifest = verify(config, layout, exp.dataset)
     uri = tracking.resolve_uri(config, layout)
     tracking.check_reachable(uri)
+    import_heavy()  # before the task's and model's modules, which import torch and Lightning
+    task, entry = TASKS[exp.task], MODELS[exp.model]
 
     import pytorch_lightning as pl
 
