@@ -1,5 +1,5 @@
 """Start-up time of `zoo --help` against `python -c pass`, and of a stage's heavy imports
-(torch, Lightning, MLflow) with and without ``pipeline.startup.import_heavy``, measured in
+(torch, Lightning, MLflow and its sqlite store) with and without ``pipeline.startup.import_heavy``, measured in
 the same run.
 
     python benchmarks/cli_startup.py [--repeat 20] [--stage-repeat 7]
@@ -29,8 +29,8 @@ def median_seconds(cmd: list[str], repeat: int) -> float:
     return statistics.median(times)
 
 
-PLAIN = "import torch, pytorch_lightning, mlflow"
-PAUSED = "from pipeline.startup import import_heavy; import_heavy()"
+PLAIN = "import torch, pytorch_lightning, mlflow, mlflow.store.tracking.sqlalchemy_store"
+PAUSED = "from pipeline.startup import import_heavy, stage_modules; import_heavy(*stage_modules('sqlite:///x.db'))"
 
 
 def stage_imports(repeat: int) -> tuple[float, float]:

@@ -18,6 +18,14 @@ import importlib
 import sys
 
 HEAVY = ("torch", "pytorch_lightning", "mlflow")
+DATABASE_STORE = "mlflow.store.tracking.sqlalchemy_store"  # SQLAlchemy and MLflow's tables: 1 s more
+
+
+def stage_modules(tracking_uri: str) -> tuple[str, ...]:
+    """What a train or evaluate stage imports: ``HEAVY``, and MLflow's database store when the
+    runs go to a database (the sqlite default) rather than to a tracking server."""
+    database = tracking_uri.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql", "mssql")
+    return HEAVY + (DATABASE_STORE,) * database
 
 
 def import_heavy(*modules: str) -> None:

@@ -180,6 +180,15 @@ def test_a_stage_imports_its_heavy_modules_with_the_collector_paused_then_frozen
     assert _gc_state_after("import fractions, decimal\nimport_heavy('fractions', 'decimal')")["frozen"] == 0
 
 
+def test_a_stage_imports_mlflows_database_store_only_for_a_database():
+    from pipeline.startup import DATABASE_STORE, HEAVY, stage_modules
+
+    assert stage_modules("sqlite:////work/mlflow.db") == HEAVY + (DATABASE_STORE,)
+    assert stage_modules("postgresql+psycopg2://u@db/mlflow") == HEAVY + (DATABASE_STORE,)
+    assert stage_modules("http://127.0.0.1:5000") == HEAVY
+    assert stage_modules("https://mlflow.example.org") == HEAVY
+
+
 def test_the_train_and_evaluate_stages_freeze_after_importing_torch_lightning_and_mlflow():
     """The stages call ``import_heavy`` before their first heavy import (a task's module imports
     torch and Lightning; ``python benchmarks/cli_startup.py`` measures what it saves), and only

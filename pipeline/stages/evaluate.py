@@ -14,7 +14,7 @@ from pipeline import tracking
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.errors import ModelError
 from pipeline.stages.train import quiet_lightning
-from pipeline.startup import import_heavy
+from pipeline.startup import import_heavy, stage_modules
 from pipeline.tasks.base import Evaluation
 
 
@@ -37,7 +37,7 @@ def evaluate(config, layout, name: str) -> Path:
     manifest = verify(config, layout, exp.dataset)
     uri = tracking.resolve_uri(config, layout)
     tracking.check_reachable(uri)
-    import_heavy()  # before the task's and model's modules, which import torch and Lightning
+    import_heavy(*stage_modules(uri))  # before the task's and model's modules, which import torch and Lightning
     task, entry = TASKS[exp.task], MODELS[exp.model]
     quiet_lightning()
     model = load_model(entry.cls_for(task.head), entry.name, layout.checkpoint(name))

@@ -23,7 +23,7 @@ from pipeline import tracking
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.errors import ConfigError, Interrupted
 from pipeline.progress import training_bar
-from pipeline.startup import import_heavy
+from pipeline.startup import import_heavy, stage_modules
 
 
 def quiet_lightning() -> None:
@@ -57,7 +57,7 @@ def train(config, layout, name: str) -> Path:
     manifest = verify(config, layout, exp.dataset)
     uri = tracking.resolve_uri(config, layout)
     tracking.check_reachable(uri)
-    import_heavy()  # before the task's and model's modules, which import torch and Lightning
+    import_heavy(*stage_modules(uri))  # before the task's and model's modules, which import torch and Lightning
     task, entry = TASKS[exp.task], MODELS[exp.model]
 
     import pytorch_lightning as pl
