@@ -29,8 +29,8 @@ def progress(items: Iterable[T], total: int | None = None, desc: str = "", unit:
     yield from tqdm(items, total=total, desc=desc, unit=unit, leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
-# Lightning's bar redraws (and reads its metrics) after every training step by default, work
-# of the order of a small model's step here; every 20th step still moves smoothly.
+# Lightning's bar redraws (and reads its metrics) after every training step by default, for
+# steps of a few milliseconds here; every 20th step still moves smoothly.
 TRAINING_BAR_REFRESH_STEPS = 20
 
 
