@@ -1,6 +1,6 @@
 """Start-up time of `zoo --help` against `python -c pass`, and of a stage's heavy imports
-(torch, Lightning, MLflow and its sqlite store) with and without ``pipeline.startup.import_heavy``, measured in
-the same run.
+(torch, Lightning, MLflow and its sqlite store) with and without
+``pipeline.startup.import_heavy``, measured in the same run.
 
     python benchmarks/cli_startup.py [--repeat 20] [--stage-repeat 7]
 

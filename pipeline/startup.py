@@ -16,15 +16,17 @@ from __future__ import annotations
 import gc
 import importlib
 import sys
+from urllib.parse import urlparse
 
 HEAVY = ("torch", "pytorch_lightning", "mlflow")
 DATABASE_STORE = "mlflow.store.tracking.sqlalchemy_store"  # SQLAlchemy and MLflow's tables: 1 s more
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")  # MLflow's database engines (``postgresql+psycopg2``...)
 
 
 def stage_modules(tracking_uri: str) -> tuple[str, ...]:
     """What a train or evaluate stage imports: ``HEAVY``, and MLflow's database store when the
     runs go to a database (the sqlite default) rather than to a tracking server."""
-    database = tracking_uri.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql", "mssql")
+    database = urlparse(tracking_uri).scheme.split("+", 1)[0] in DATABASE_SCHEMES
     return HEAVY + (DATABASE_STORE,) * database
 
 
