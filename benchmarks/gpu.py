@@ -39,6 +39,7 @@ def trainer_seconds(config, layout, name: str, per_epoch: int, epochs: int, prec
     import torch
 
     from lightning_modules import MODELS
+    from pipeline.callback_group import CallbackGroup
     from pipeline.resume import FiniteLoss, RandomState
     from pipeline.stages.fetch import verify
     from pipeline.tasks import TASKS
@@ -61,7 +62,7 @@ def trainer_seconds(config, layout, name: str, per_epoch: int, epochs: int, prec
                 where["batch"] = {t.device.type for t in batch}
 
     trainer = pl.Trainer(**args, logger=False, enable_checkpointing=False, enable_model_summary=False,
-                         callbacks=[RandomState(), FiniteLoss(name), OnDevice()])
+                         callbacks=[CallbackGroup(RandomState(), FiniteLoss(name)), OnDevice()])
     started = time.perf_counter()
     trainer.fit(model, prepared.train)
     torch.cuda.synchronize()

@@ -77,6 +77,7 @@ def train(config, layout, name: str) -> Path:
             f"model '{exp.model}' optimises manually (a GAN); Lightning cannot clip its gradients",
         )
 
+    from pipeline.callback_group import CallbackGroup
     from pipeline.history import EpochHistory
     from pipeline.resume import EpochCheckpoint, FiniteLoss, GracefulInterrupt, RandomState, ResumeState, checkpoint_step, fingerprint
 
@@ -109,7 +110,11 @@ def train(config, layout, name: str) -> Path:
         trainer = pl.Trainer(
             **trainer_args,
             logger=logger,
-            callbacks=[EpochCheckpoint(resume.folder), RandomState(), FiniteLoss(name), history := EpochHistory(), interrupt := GracefulInterrupt(), *bar],
+            callbacks=[
+                EpochCheckpoint(resume.folder),
+                CallbackGroup(RandomState(), FiniteLoss(name), history := EpochHistory(), interrupt := GracefulInterrupt()),
+                *bar,
+            ],
             enable_model_summary=False,
             default_root_dir=tmp,
         )
