@@ -173,6 +173,24 @@ def test_every_gan_trains_both_players_and_counts_its_own_steps(name, head, tmp_
     torch.testing.assert_close(sample, model.sample(5, generator=torch.Generator().manual_seed(0)))
 
 
+@pytest.mark.parametrize("name,head", GAN_MODELS)
+def test_each_players_backward_pass_leaves_the_other_players_parameters_frozen(name, head, tmp_path):
+    seen = []
+
+    class Watch(pl.Callback):
+        def on_before_backward(self, trainer, pl_module, loss):
+            opt_g, opt_d = trainer.optimizers
+            seen.append(tuple(all(p.requires_grad for g in opt.param_groups for p in g["params"]) for opt in (opt_g, opt_d)))
+
+    model = build(name, head, critic_steps=1)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, callbacks=[Watch()],
+                         enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu")
+    trainer.fit(model, ring_batches(2) if head == "sampler-2d" else image_batches(2))
+    # (generator trainable, critic trainable) at each backward pass: critic, generator, critic, generator
+    assert seen == [(False, True), (True, False)] * 2
+    assert all(p.requires_grad for p in model.parameters())  # restored after every step
+
+
 def test_fixed_noise_is_the_same_for_every_model_with_the_same_latent_size():
     a, b = build("dcgan", "sampler-image"), build("cgan", "sampler-image")
     torch.testing.assert_close(a.fixed_noise, b.fixed_noise)
