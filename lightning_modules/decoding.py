@@ -32,6 +32,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from lightning_modules.epoch_means import EpochMeans
+from lightning_modules.hook_bookkeeping import FastHookBookkeeping
 
 PAD, START, END = 0, 1, 2
 
@@ -60,7 +61,7 @@ def output_log_probs(logits: Tensor) -> Tensor:
     return F.log_softmax(logits, dim=-1)
 
 
-class EncoderDecoder(EpochMeans, pl.LightningModule):
+class EncoderDecoder(FastHookBookkeeping, EpochMeans, pl.LightningModule):
     """The shared training loop and decoders; subclasses give ``encode`` and ``decode_step``."""
 
     def encode(self, source: Tensor, source_lengths: Tensor | None) -> dict:

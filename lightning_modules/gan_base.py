@@ -28,12 +28,13 @@ from torch import nn
 
 from lightning_modules import gan_networks as nets
 from lightning_modules.epoch_means import EpochMeans
+from lightning_modules.hook_bookkeeping import FastHookBookkeeping
 from lightning_modules.settings import GANBaseSettings
 
 FIXED_NOISE = 64
 
 
-class GANBase(EpochMeans, pl.LightningModule):
+class GANBase(FastHookBookkeeping, EpochMeans, pl.LightningModule):
     Settings = GANBaseSettings  # a subclass sets its own (lightning_modules.settings)
 
     conditional = False  # does G take a class label?

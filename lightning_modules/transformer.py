@@ -39,6 +39,7 @@ from torch.nn import functional as F
 
 from lightning_modules.decoding import PAD, EncoderDecoder, output_log_probs
 from lightning_modules.epoch_means import EpochMeans
+from lightning_modules.hook_bookkeeping import FastHookBookkeeping
 from lightning_modules.language_model import log_lm_loss
 from lightning_modules.settings import TransformerLMSettings, TransformerSettings
 
@@ -176,7 +177,7 @@ class Transformer(EncoderDecoder):
         return transformer_optimizer(self)
 
 
-class TransformerLM(EpochMeans, pl.LightningModule):
+class TransformerLM(FastHookBookkeeping, EpochMeans, pl.LightningModule):
     """The Transformer's decoder alone, trained to predict the next character."""
 
     Settings = TransformerLMSettings

@@ -43,6 +43,9 @@ class TrainerSettings(Strict):
     limit_train_batches: Optional[Union[int, float]] = Field(None, gt=0)
     limit_val_batches: Optional[Union[int, float]] = Field(None, ge=0)
     check_val_every_n_epoch: int = Field(1, ge=1)
+    profiler: Optional[Literal["simple", "advanced", "pytorch"]] = Field(
+        None, description="Lightning's report of where the time goes; none: no profiling (pipeline.profiler)"
+    )
 
 
 class SamplingSettings(Strict):

@@ -116,6 +116,16 @@ class EpochCheckpoint(ModelCheckpoint):
         )
         self.folder = Path(folder)
 
+    @property
+    def state_key(self) -> str:
+        """``ModelCheckpoint``'s key, built once: Lightning formats it into a profiler label at
+        every callback hook call (about ten a GAN step), and ``ModelCheckpoint`` rebuilds it
+        from its settings each time (2 µs); they do not change after ``__init__``."""
+        key = self.__dict__.get("_state_key")
+        if key is None:
+            key = self.__dict__["_state_key"] = super().state_key
+        return key
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         due = self._saved_at is None or time.monotonic() - self._saved_at >= self.min_interval_s
         # saving is collective: every process must take rank zero's decision

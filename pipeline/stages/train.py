@@ -79,8 +79,10 @@ def train(config, layout, name: str) -> Path:
 
     from pipeline.callback_group import CallbackGroup
     from pipeline.history import EpochHistory
+    from pipeline.profiler import NoProfiler
     from pipeline.resume import EpochCheckpoint, FiniteLoss, GracefulInterrupt, RandomState, ResumeState, checkpoint_step, fingerprint
 
+    profiler = trainer_args.pop("profiler", None) or NoProfiler()
     resume = ResumeState(layout.resume_dir(name), fingerprint(config, name, manifest))
     rank_zero = tracking.is_rank_zero()
     resume_from, previous_run, note = resume.find(owner=rank_zero)
@@ -116,6 +118,7 @@ def train(config, layout, name: str) -> Path:
                 *bar,
             ],
             enable_model_summary=False,
+            profiler=profiler,
             default_root_dir=tmp,
         )
         fit_started = time.perf_counter()
