@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 ## The whole pipeline on the embedded default data (offline).
 repro: install
 	@mkdir -p logs && date +%Y-%m-%dT%H:%M:%S > logs/repro.started
-	dvc repro
+	zoo warm dvc repro
 	@$(BIN)/python benchmarks/pipeline.py > /dev/null 2>&1 && echo "Per-stage times and peak memory: logs/pipeline_timing.md" || true
 	@echo
 	@echo "Results:"

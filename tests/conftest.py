@@ -98,7 +98,7 @@ def run(cmd: list[str], cwd: Path, env: dict) -> str:
 @pytest.fixture(scope="session")
 def pipeline_copy(tmp_path_factory):
     """A fresh copy of the project (what git would check out), small parameters, own git repo,
-    after one ``dvc repro``: (folder, environment, the output of ``dvc repro``). Run once per
+    after one ``zoo warm dvc repro`` (``make repro``'s command): (folder, environment, its output). Run once per
     session and shared: test_pipeline_e2e checks the pipeline on it (and then changes parameters
     to rerun parts of it), test_registry the model registry, test_ui the MLflow dashboard."""
     dest = tmp_path_factory.mktemp("e2e") / "zoo"
@@ -121,5 +121,5 @@ def pipeline_copy(tmp_path_factory):
     env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.invalid"
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
         run(cmd, dest, env)
-    first = run(["dvc", "repro"], dest, env)
+    first = run(["zoo", "warm", "dvc", "repro"], dest, env)  # as `make repro` runs it
     return dest, env, first

@@ -30,10 +30,15 @@ def stages_run(output: str) -> set[str]:
 
 
 def test_every_stage_runs(pipeline_copy):
-    _, _, output = pipeline_copy
+    dest, _, output = pipeline_copy
     expected = {f"{stage}@{name}" for stage in ("fetch", "reference") for name in DATASETS} | {"compare"}
     expected |= {f"{stage}@{name}" for stage in ("train", "evaluate") for name in EXPERIMENTS}
     assert stages_run(output) == expected
+    # `zoo warm` served every stage from one process that imported torch, Lightning and MLflow
+    recorded = [json.loads(line) for line in (dest / "logs" / "stages.jsonl").read_text().splitlines()]
+    assert sorted(f"{e['stage']}@{e['target']}" if e["target"] else e["stage"] for e in recorded) == sorted(expected)
+    assert all(e["warm"] for e in recorded), [e for e in recorded if not e["warm"]]
+    assert f"zoo warm: {len(expected)} stage processes forked from the warm server (imports" in output
 
 
 def test_metrics_files_have_the_expected_finite_values(pipeline_copy):
