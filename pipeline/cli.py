@@ -334,7 +334,7 @@ def warm(
 def main() -> None:
     from pipeline.warm import delegate
 
-    delegate()  # under `zoo warm`, a stage runs in a process forked from the warm server
+    delegate(_STARTED)  # under `zoo warm`, a stage runs in a process forked from the warm server
     app()
 
 

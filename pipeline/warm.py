@@ -80,10 +80,11 @@ def _import_env(env: dict) -> dict:
 # ------------------------------------------------------------------- the zoo process's side
 
 
-def delegate() -> None:
+def delegate(started: Optional[float] = None) -> None:
     """Hand this ``zoo`` stage command to the warm server, if one runs (``ZOO_WARM_SOCKET``),
     and exit as the served child did. Returns, and the caller runs the command itself, when
-    there is no server, the command is not a stage, or the server declines."""
+    there is no server, the command is not a stage, or the server declines. ``started``: the
+    process's start (``time.perf_counter``), from which the stage's process time counts."""
     path = os.environ.get(ENV)
     argv = sys.argv
     if not path or len(argv) < 2 or argv[1] not in STAGE_COMMANDS or {"-h", "--help"} & set(argv[2:]):
@@ -100,7 +101,7 @@ def delegate() -> None:
             "executable": sys.executable,
             "path": sys.path,
             "main_spec": spec.name if spec is not None else None,
-            "started": time.perf_counter(),
+            "started": time.perf_counter() if started is None else started,
         }
         _send(sock, request, fds=(0, 1, 2))
         reply, _ = _receive(sock)
@@ -182,7 +183,13 @@ class Server:
                 for key, _ in self.selector.select(timeout=1.0):
                     if key.data == "accept":
                         self._accept()
-                    elif key.data == "child":
+                    elif key.data == "child":  # a signal (SIGCHLD) arrived: drain its bytes, reap
+                        while True:
+                            try:
+                                if not os.read(self.wakeup_r, 4096):
+                                    break
+                            except BlockingIOError:
+                                break
                         self._reap()
                     else:  # the zoo process of a running child closed its end: it was killed
                         self._client_gone(key.data)

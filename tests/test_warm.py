@@ -73,6 +73,22 @@ def test_a_served_stage_gets_the_streams_folder_environment_and_exit_status(serv
     assert info["socket"] is None  # what the child starts runs cold
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_the_server_sleeps_between_requests(server):
+    """It once spun on an undrained signal pipe after its first child exited, taking a core
+    from the stages it served."""
+    path, proc = server
+    for _ in range(3):
+        assert finish(client(path, "train", "echo"))[0] == 0
+    before = cpu_seconds(proc.pid)
+    time.sleep(1.0)
+    assert cpu_seconds(proc.pid) - before < 0.1
+
+
 def test_ctrl_c_reaches_the_child_and_its_exit_status_comes_back(server):
     path, _ = server
     proc = client(path, "train", "wait")
