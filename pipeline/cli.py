@@ -332,9 +332,10 @@ def warm(
 
 
 def main() -> None:
-    from pipeline.warm import delegate
+    if os.environ.get("ZOO_WARM_SOCKET"):  # under `zoo warm`: a stage runs in a process forked from its server
+        from pipeline.warm import delegate
 
-    delegate(_STARTED)  # under `zoo warm`, a stage runs in a process forked from the warm server
+        delegate(_STARTED)
     app()
 
 
