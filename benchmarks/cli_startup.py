@@ -35,13 +35,7 @@ PAUSED = "from pipeline.startup import import_heavy, stage_modules; import_heavy
 
 
 SERVED = "from pipeline.warm import delegate; delegate(); raise SystemExit('not served by the warm server')"
-
-
-def stand_in_stage() -> None:
-    """What the served process runs: a stage's imports (already done in the server: no-op)."""
-    from pipeline.startup import import_heavy, stage_modules
-
-    import_heavy(*stage_modules("sqlite:///x.db"))
+STAND_IN = "pipeline.startup:import_heavy"  # what the served process runs: a stage's imports, done already in the server
 
 
 def stage_imports(repeat: int) -> tuple[float, float, float]:
@@ -51,12 +45,12 @@ def stage_imports(repeat: int) -> tuple[float, float, float]:
     import os
     import tempfile
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
+    env = dict(os.environ)
     folder = tempfile.mkdtemp(prefix="zoo-warm-bench-")
     socket_path = os.path.join(folder, "socket")
     server = subprocess.Popen(
         [sys.executable, "-c", "import sys; from pipeline.warm import _server_main; _server_main(sys.argv[1:])",
-         socket_path, "cli_startup:stand_in_stage", "1"],
+         socket_path, STAND_IN, "1"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:

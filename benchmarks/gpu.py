@@ -2,8 +2,12 @@
 hand-written loop on the GPU, and the custom recurrent cells against cuDNN's nn.LSTM.
 
     python benchmarks/gpu.py [--batches 60] [--seconds 420]
+    python benchmarks/gpu.py --rehearse-on-cpu --batches 2   # the same steps on the CPU
 
 On a machine without a CUDA GPU it says so and exits 0 without running anything else.
+``--rehearse-on-cpu`` runs every step on the CPU instead (fp32), with the same checks that
+the model and batches are where they should be, so that the script is tested where no GPU
+is (tests/test_benchmarks.py); its numbers say nothing about a GPU.
 With one, for each family (the experiments of ``benchmarks/training_loop.py``):
 - builds the model from ``params.yaml`` on data generated into a temporary folder (no network),
 - trains it with a Lightning ``Trainer`` set up as the train stage does (``accelerator: gpu``,
@@ -29,12 +33,14 @@ import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO))  # before this folder, whose pipeline.py would shadow the package
+if str(REPO / "benchmarks") not in sys.path:
+    sys.path.append(str(REPO / "benchmarks"))  # training_loop
 
 
-def trainer_seconds(config, layout, name: str, per_epoch: int, epochs: int, precision: str) -> float:
-    """Fit time of ``epochs`` epochs of ``per_epoch`` batches with the train stage's Trainer set-up, on the GPU."""
+def trainer_seconds(config, layout, name: str, per_epoch: int, epochs: int, precision: str, device: str = "cuda") -> float:
+    """Fit time of ``epochs`` epochs of ``per_epoch`` batches with the train stage's Trainer set-up, on ``device``
+    (``cuda``: the GPU; ``cpu`` for the rehearsal)."""
     import pytorch_lightning as pl
     import torch
 
@@ -53,7 +59,7 @@ def trainer_seconds(config, layout, name: str, per_epoch: int, epochs: int, prec
     model = entry.build(task.head, exp.settings, **prepared.model_args)
     args = exp.trainer.model_dump(exclude_none=True)
     profiler = args.pop("profiler", None) or NoProfiler()
-    args.update(accelerator="gpu", devices=1, strategy="auto", precision=precision, max_epochs=epochs, limit_train_batches=per_epoch,
+    args.update(accelerator="gpu" if device == "cuda" else "cpu", devices=1, strategy="auto", precision=precision, max_epochs=epochs, limit_train_batches=per_epoch,
                 limit_val_batches=0, enable_progress_bar=False)
     where = {}
 
@@ -67,10 +73,11 @@ def trainer_seconds(config, layout, name: str, per_epoch: int, epochs: int, prec
                          callbacks=[CallbackGroup(RandomState(), FiniteLoss(name)), OnDevice()])
     started = time.perf_counter()
     trainer.fit(model, prepared.train)
-    torch.cuda.synchronize()
+    if device == "cuda":
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - started
-    if where.get("parameters") != {"cuda"} or where.get("batch") != {"cuda"}:
-        raise SystemExit(f"{name}: training did not run on the GPU (parameters on {where.get('parameters')}, batch on {where.get('batch')})")
+    if where.get("parameters") != {device} or where.get("batch") != {device}:
+        raise SystemExit(f"{name}: training did not run on {device} (parameters on {where.get('parameters')}, batch on {where.get('batch')})")
     return seconds
 
 
@@ -78,16 +85,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--seconds", type=float, default=420, help="stop adding work after this long")
+    parser.add_argument("--rehearse-on-cpu", action="store_true", help="every step on the CPU (fp32), to test the script without a GPU")
     args = parser.parse_args()
 
     import torch
 
-    if not torch.cuda.is_available():
+    device = "cpu" if args.rehearse_on_cpu else "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
         print("no CUDA GPU present (torch.cuda.is_available() is False): nothing to benchmark; exit 0")
         return
     started = time.monotonic()
-    print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    bf16 = torch.cuda.is_bf16_supported()
+    if device == "cuda":
+        print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+    else:
+        print(f"rehearsal on the CPU ({torch.get_num_threads()} threads), torch {torch.__version__}: the numbers say nothing about a GPU")
+    bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
 
     from pipeline import config as config_mod
     from pipeline.paths import Layout
@@ -111,19 +123,25 @@ def main() -> None:
                 continue
             pe = min(args.batches, train_batches(config, layout, name))
             precision = "bf16-mixed" if bf16 and config.experiments[name].model not in ("wgan-gp",) else "32-true"
-            loop_seconds(config, layout, name, min(5, pe), pe)  # warm-up (CUDA context, kernels)
-            trainer_seconds(config, layout, name, min(5, pe), 1, precision)
-            loop = statistics.median(loop_seconds(config, layout, name, 3 * pe, pe) - loop_seconds(config, layout, name, pe, pe) for _ in range(2))
-            pipe = statistics.median(trainer_seconds(config, layout, name, pe, 3, precision) - trainer_seconds(config, layout, name, pe, 1, precision) for _ in range(2))
+            loop_seconds(config, layout, name, min(5, pe), pe, device)  # warm-up (CUDA context, kernels)
+            trainer_seconds(config, layout, name, min(5, pe), 1, precision, device)
+            loop = statistics.median(
+                loop_seconds(config, layout, name, 3 * pe, pe, device) - loop_seconds(config, layout, name, pe, pe, device) for _ in range(2)
+            )
+            pipe = statistics.median(
+                trainer_seconds(config, layout, name, pe, 3, precision, device) - trainer_seconds(config, layout, name, pe, 1, precision, device)
+                for _ in range(2)
+            )
             samples = config.experiments[name].common.batch_size * 2 * pe
             rows.append((family, name, precision, samples / loop, samples / pipe))
 
     cells = "not run: time budget"
     if time.monotonic() - started < args.seconds:
-        out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "cells.py"), "--device", "cuda", "--repeat", "3"],
+        cells_args = ["--device", "cuda", "--repeat", "3"] if device == "cuda" else ["--device", "cpu", "--repeat", "1", "--steps", "10"]
+        out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "cells.py"), *cells_args],
                              capture_output=True, text=True, timeout=max(30, 470 - (time.monotonic() - started)))
         cells = out.stdout.strip() or out.stderr.strip()[-2000:]
-    print("\ncustom cells against nn.LSTM (cuDNN):\n" + cells)
+    print(f"\ncustom cells against nn.LSTM ({'cuDNN' if device == 'cuda' else 'CPU'}):\n" + cells)
     print(f"\n{'family':<22}{'experiment':<26}{'precision':<12}{'loop samples/s':>16}{'pipeline samples/s':>20}{'ratio':>8}")
     for family, name, precision, loop_rate, pipe_rate in rows:
         print(f"{family:<22}{name:<26}{precision:<12}{loop_rate:>16.0f}{pipe_rate:>20.0f}{pipe_rate / loop_rate:>8.2f}")

@@ -76,7 +76,9 @@ def pipeline_seconds(config, layout, name: str) -> float:
     return MlflowClient(tracking_uri=run["tracking_uri"]).get_run(run["run_id"]).data.metrics["time_fit_s"]
 
 
-def loop_seconds(config, layout, name: str, batches: int, per_epoch: int) -> float:
+def loop_seconds(config, layout, name: str, batches: int, per_epoch: int, device: str | None = None) -> float:
+    """Seconds of ``batches`` hand-written training steps over batches of the first
+    ``per_epoch`` (cycled), on ``device`` (default: the GPU when there is one)."""
     import pytorch_lightning as pl
     import torch
 
@@ -90,7 +92,7 @@ def loop_seconds(config, layout, name: str, batches: int, per_epoch: int) -> flo
     pl.seed_everything(seed, verbose=False)
     prepared = task.prepare(layout.dataset(exp.dataset), verify(config, layout, exp.dataset), exp.common, seed)
     model = entry.build(task.head, exp.settings, **prepared.model_args)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device).train()
     optimisers = model.configure_optimizers()
     if isinstance(optimisers, dict):
