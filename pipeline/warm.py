@@ -224,6 +224,7 @@ class Server:
     # -- requests
     def _accept(self) -> None:
         conn, _ = self.listener.accept()
+        fds: list[int] = []
         try:
             conn.settimeout(10)
             request, fds = _receive(conn, max_fds=3)
@@ -234,20 +235,19 @@ class Server:
                 self.declined[why] = self.declined.get(why, 0) + 1
                 _send(conn, {"decline": why})
                 conn.close()
-                for fd in fds:
-                    os.close(fd)
                 return
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
-                self._child(request, fds)  # never returns
+                self._child(request, fds, conn)  # never returns
         except (OSError, ValueError) as exc:
             sys.stderr.write(f"zoo warm: dropped a request: {exc}\n")
             conn.close()
             return
-        for fd in fds:
-            os.close(fd)
+        finally:
+            for fd in fds:  # the child has its copies (or there is no child)
+                os.close(fd)
         try:
             os.setpgid(pid, pid)  # the child does it too: whichever runs first, the group exists for killpg
         except OSError:
@@ -310,7 +310,7 @@ class Server:
             pass
 
     # -- the child
-    def _child(self, request: dict, fds: list[int]) -> None:
+    def _child(self, request: dict, fds: list[int], conn: socket.socket) -> None:
         code = 1
         try:
             os.setpgid(0, 0)  # its own group: the zoo process forwards signals to it and its children
@@ -320,13 +320,15 @@ class Server:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             self.selector.close()
             self.listener.close()
-            for conn in self.children.values():
-                conn.close()
+            for other in (conn, *self.children.values()):
+                other.close()
             os.close(self.wakeup_r)
             os.close(self.wakeup_w)
             for target, fd in enumerate(fds):
                 os.dup2(fd, target)
-                os.close(fd)
+            for fd in fds:
+                if fd > 2:
+                    os.close(fd)
             sys.stdout.reconfigure(line_buffering=os.isatty(1))
             os.chdir(request["cwd"])
             env = {**self.set_by_imports, **request["env"]}
