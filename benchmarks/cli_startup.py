@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the pipeline package, not this folder's pipeline.py
+
 
 def median_seconds(cmd: list[str], repeat: int) -> float:
     subprocess.run(cmd, capture_output=True, check=True)  # warm the file cache
@@ -48,9 +50,10 @@ def stage_imports(repeat: int) -> tuple[float, float, float]:
     env = dict(os.environ)
     folder = tempfile.mkdtemp(prefix="zoo-warm-bench-")
     socket_path = os.path.join(folder, "socket")
+    from pipeline.warm import server_command
+
     server = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from pipeline.warm import _server_main; _server_main(sys.argv[1:])",
-         socket_path, STAND_IN, "1"],
+        server_command(socket_path, STAND_IN),
         env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:

@@ -27,6 +27,8 @@ app = typer.Typer(
 _state = {"verbose": False, "params": None}
 _STARTED = time.perf_counter()  # process start, near enough: imports before this are light
 # A stage forked from the warm server (pipeline/warm.py) started when its `zoo` process did.
+# ZOO_WARM_STARTED and ZOO_WARM_SOCKET (below) are warm.STARTED_ENV and warm.ENV, spelt out
+# so that `zoo --help` need not import pipeline.warm.
 _WARM_STARTED = os.environ.pop("ZOO_WARM_STARTED", None)
 if _WARM_STARTED:
     _STARTED = float(_WARM_STARTED)

@@ -89,6 +89,7 @@ def delegate(started: Optional[float] = None) -> None:
     argv = sys.argv
     if not path or len(argv) < 2 or argv[1] not in STAGE_COMMANDS or {"-h", "--help"} & set(argv[2:]):
         return
+    forwarding = _Forwarding()  # from here on: a signal that arrives before the child exists waits for it
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
@@ -106,36 +107,55 @@ def delegate(started: Optional[float] = None) -> None:
         _send(sock, request, fds=(0, 1, 2))
         reply, _ = _receive(sock)
     except OSError:  # no server, a stale socket, a closed standard stream: run here
-        sock.close()
-        return
+        reply = None
     if reply is None or "decline" in reply:
         sock.close()
+        forwarding.cancel()
         return
-    code = _wait_for_child(sock, reply["pid"])
+    forwarding.to(reply["pid"])
+    reply, _ = _receive(sock)
+    if reply is None:
+        sys.stderr.write(f"error: the warm stage server went away while running pid {forwarding.pid}\n")
+        code = 1
+    else:
+        code = int(reply["exit"])  # os.waitstatus_to_exitcode: negative for a signal
     if code < 0:  # the child died of a signal: so does this process, for DVC and the shell
         sys.stdout.flush()
-        signal.signal(-code, signal.SIG_DFL)
+        if -code in FORWARDED:  # a handler of ours: back to the default (SIGKILL has none)
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     os._exit(code if code >= 0 else 128 - code)
 
 
-def _wait_for_child(sock: socket.socket, pid: int) -> int:
-    """Forward signals to the child's process group until the server reports its exit status
-    (``os.waitstatus_to_exitcode``: negative for a signal)."""
+class _Forwarding:
+    """The ``zoo`` process's handlers for ``FORWARDED`` signals: each goes to the child's process
+    group; one that arrives before the child's pid is known is held and sent once it is."""
 
-    def forward(signum, frame):
+    def __init__(self) -> None:
+        self.pid: Optional[int] = None
+        self.pending: list[int] = []
+        self.previous = {signum: signal.signal(signum, self._handle) for signum in FORWARDED}
+
+    def _handle(self, signum, frame) -> None:
+        if self.pid is None:
+            self.pending.append(signum)
+            return
         try:
-            os.killpg(pid, signum)
+            os.killpg(self.pid, signum)
         except ProcessLookupError:
             pass
 
-    for signum in FORWARDED:
-        signal.signal(signum, forward)
-    reply, _ = _receive(sock)
-    if reply is None:
-        sys.stderr.write(f"error: the warm stage server went away while running pid {pid}\n")
-        return 1
-    return int(reply["exit"])
+    def to(self, pid: int) -> None:
+        self.pid = pid
+        for signum in self.pending:
+            self._handle(signum, None)
+
+    def cancel(self) -> None:
+        """Not served: the usual handlers back, and what arrived meanwhile delivered to them."""
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        for signum in self.pending:
+            os.kill(os.getpid(), signum)
 
 
 # ------------------------------------------------------------------- the server
@@ -238,9 +258,15 @@ class Server:
                 return
             sys.stdout.flush()
             sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                self._child(request, fds, conn)  # never returns
+            # Held across the fork: the child takes a forwarded signal only once its own
+            # handlers are in place, never the server's.
+            signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    self._child(request, fds, conn)  # never returns
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
         except (OSError, ValueError) as exc:
             sys.stderr.write(f"zoo warm: dropped a request: {exc}\n")
             conn.close()
@@ -318,6 +344,7 @@ class Server:
             for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
                 signal.signal(signum, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
             self.selector.close()
             self.listener.close()
             for other in (conn, *self.children.values()):
@@ -423,6 +450,14 @@ def preload() -> None:
 # ------------------------------------------------------------------- zoo warm COMMAND
 
 
+def server_command(path: str, target: str = DEFAULT_TARGET, preload_modules: bool = True) -> list[str]:
+    """The command line of a server on socket ``path`` that forks ``target`` ("module:function")
+    for each request, after the stages' imports (``preload``) unless ``preload_modules`` is
+    false. It prints "ready" on stdout once it listens, and a summary on stderr when it ends."""
+    code = "import sys; from pipeline.warm import _server_main; _server_main(sys.argv[1:])"
+    return [sys.executable, "-c", code, path, target, "1" if preload_modules else "0"]
+
+
 def run(command: list[str], *, target: str = DEFAULT_TARGET, preload_modules: bool = True, ready_timeout: float = 600.0) -> int:
     """Run ``command`` with a warm server beside it; the exit code of ``command``. If the
     server does not come up, ``command`` still runs, its stages cold."""
@@ -432,27 +467,26 @@ def run(command: list[str], *, target: str = DEFAULT_TARGET, preload_modules: bo
     folder = tempfile.mkdtemp(prefix="zoo-warm-")
     path = os.path.join(folder, "socket")
     server = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from pipeline.warm import _server_main; _server_main(sys.argv[1:])",
-         path, target, "1" if preload_modules else "0"],
+        server_command(path, target, preload_modules),
         stdout=subprocess.PIPE,
         start_new_session=True,  # Ctrl-C reaches the zoo processes, which forward it, not the children twice
     )
     env = dict(os.environ)
     deadline = time.monotonic() + ready_timeout
     line = b""
-    while time.monotonic() < deadline and server.poll() is None:
-        ready = selectors.DefaultSelector()
+    with selectors.DefaultSelector() as ready:
         ready.register(server.stdout, selectors.EVENT_READ)
-        if ready.select(timeout=1.0):
-            line = server.stdout.readline()
-            break
+        while time.monotonic() < deadline and server.poll() is None:
+            if ready.select(timeout=1.0):
+                line = server.stdout.readline()
+                break
     if line.strip() == b"ready":
         env[ENV] = path
     else:
         sys.stderr.write("zoo warm: the server did not start; running every stage cold\n")
 
-    interrupted = []
-    previous = signal.signal(signal.SIGINT, lambda *a: interrupted.append(1))  # the command gets Ctrl-C itself
+    # Ctrl-C goes to COMMAND itself (the terminal's whole group gets it): wait for it to end
+    previous = signal.signal(signal.SIGINT, lambda *a: None)
     try:
         code = subprocess.call(command, env=env)
     finally:

@@ -37,7 +37,7 @@ def server(tmp_path):
     """A server of tests/warm_target.py: (socket path, process)."""
     path = str(tmp_path / "socket")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from pipeline.warm import _server_main; _server_main(sys.argv[1:])", path, "warm_target:main", "0"],
+        warm.server_command(path, "warm_target:main", preload_modules=False),
         env=base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     assert proc.stdout.readline().strip() == "ready", proc.stderr.read()

@@ -28,8 +28,8 @@ def main() -> None:
             "main_file": sys.modules["__main__"].__file__,
         }))
     elif action == "wait":
-        print(os.getpid(), flush=True)
-        try:
+        try:  # before the print: the test interrupts as soon as it reads the pid
+            print(os.getpid(), flush=True)
             time.sleep(120)
         except KeyboardInterrupt:
             print("interrupted", flush=True)
