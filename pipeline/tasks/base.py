@@ -36,6 +36,16 @@ class Task:
     higher_is_better: bool = True
     columns: tuple[Column, ...] = ()
     gallery: tuple[str, ...] = ()  # pictures of plots/<experiment>/ that reports/index.html shows side by side
+    # The validation metric whose plateau ends training (Lightning's EarlyStopping) and picks
+    # the kept checkpoint; an experiment's `plateau.monitor` overrides it.
+    monitor: str = "val_loss"
+    monitor_mode: str = "min"  # "min" or "max"
+
+    def training_callbacks(self, data_dir: Path, manifest: dict, common, seed: int, **inputs) -> list:
+        """Lightning callbacks the train stage adds for this task: for instance one that logs a
+        sample-based validation metric (modes covered, Fréchet distance) for ``monitor``.
+        ``inputs`` are ``evaluation_inputs``' (a reference classifier)."""
+        return []
 
     def gradient_flow_batch(self, data_dir: Path, manifest: dict, common):
         """A batch of equal-length sequences for ``pipeline.diagnostics.gradient_flow``, or None."""
