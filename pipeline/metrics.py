@@ -106,18 +106,44 @@ def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(d2, 0, None))
 
 
-def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict[str, float]:
+def _row_blocks(n_rows: int, n_cols: int, budget: int):
+    """Slices of rows such that a (rows, n_cols) float64 block stays under ``budget`` elements."""
+    step = max(1, budget // max(n_cols, 1))
+    return (slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step))
+
+
+def _kth_neighbour_radii(x: np.ndarray, k: int, budget: int) -> np.ndarray:
+    """Distance from each point of ``x`` to its k-th nearest neighbour in ``x`` (itself excluded)."""
+    kth = min(k, len(x) - 1)  # column 0 of a sorted row is the point itself
+    radii = np.empty(len(x))
+    for rows in _row_blocks(len(x), len(x), budget):
+        radii[rows] = np.partition(_pairwise(x[rows], x), kth, axis=1)[:, kth]
+    return radii
+
+
+def _inside_any_ball(points: np.ndarray, centres: np.ndarray, radii: np.ndarray, budget: int) -> np.ndarray:
+    inside = np.empty(len(points), dtype=bool)
+    for rows in _row_blocks(len(points), len(centres), budget):
+        inside[rows] = (_pairwise(points[rows], centres) <= radii[None, :]).any(axis=1)
+    return inside
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, block: int = 4_000_000, seed: int = 0) -> dict[str, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019). Each point of a set gets a ball
     reaching its k-th nearest neighbour in its own set; ``precision`` = share of fake points
     inside some real ball (fakes look real), ``recall`` = share of real points inside some fake
-    ball (the real variety is produced)."""
+    ball (the real variety is produced).
+
+    As in the paper, both sets have the same size: the larger is subsampled (without
+    replacement, ``seed``) to the smaller's. Distances are computed ``block`` matrix elements at
+    a time (32 MB in float64), so memory does not grow with the square of the set size."""
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
-
-    def radii(x: np.ndarray) -> np.ndarray:
-        d = _pairwise(x, x)
-        return np.sort(d, axis=1)[:, min(k, len(x) - 1)]  # column 0 is the point itself
-
-    cross = _pairwise(fake, real)  # (F, R)
-    precision = float((cross <= radii(real)[None, :]).any(axis=1).mean())
-    recall = float((cross.T <= radii(fake)[None, :]).any(axis=1).mean())
+    n = min(len(real), len(fake))
+    rng = np.random.default_rng(seed)
+    if len(real) > n:
+        real = real[np.sort(rng.choice(len(real), n, replace=False))]
+    if len(fake) > n:
+        fake = fake[np.sort(rng.choice(len(fake), n, replace=False))]
+    precision = float(_inside_any_ball(fake, real, _kth_neighbour_radii(real, k, block), block).mean())
+    recall = float(_inside_any_ball(real, fake, _kth_neighbour_radii(fake, k, block), block).mean())
     return {"precision": precision, "recall": recall}
