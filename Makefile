@@ -8,15 +8,27 @@ PYTHON ?= python3
 # dvc runs each stage's `zoo ...` through the shell: put the project's tools first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test test-fast ui bench clean
+.PHONY: install repro test test-fast ui bench clean lock
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# constraints.txt holds the exact versions `make test` last passed with: every install uses them.
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	set -o pipefail; $(BIN)/python -m pip install --quiet -e '.[test]' 2>&1 | { grep -v "^WARNING: Location" || true; }
+	set -o pipefail; $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]' 2>&1 | { grep -v "^WARNING: Location" || true; }
 	@touch $(STAMP)
+
+## Refresh constraints.txt: the newest versions pyproject.toml allows, resolved in a fresh
+## virtual environment; then run `make test` before committing the new file.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e '.[test]'
+	{ echo "# Exact versions rnngan-zoo's tests passed with; refreshed by 'make lock'."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | sed 's/+[a-z0-9.]*$$//'; } > constraints.txt
+	rm -rf .lock-venv
+	@echo "constraints.txt refreshed: run make test, then commit it"
 
 ## The whole pipeline on the embedded default data (offline).
 repro: install

@@ -29,7 +29,10 @@ def is_rank_zero() -> bool:
 
 
 def resolve_uri(config, layout) -> str:
-    return config.tracking.uri or layout.default_tracking_uri
+    """Where runs go: ``tracking.uri`` (params.yaml or ``--set``), else the variable every
+    MLflow user sets, ``MLFLOW_TRACKING_URI``, else ``sqlite:///<project>/mlflow.db``. It is no
+    parameter of any DVC stage: pointing the zoo at a team server retrains nothing."""
+    return config.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or layout.default_tracking_uri
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
