@@ -291,6 +291,28 @@ def compare() -> None:
 
 
 @app.command()
+def show(
+    task: Optional[str] = typer.Option(None, "--task", help="Only this task's leaderboard (e.g. parity, mixture-2d)."),
+    claims: bool = typer.Option(True, "--claims/--no-claims", help="Also the claims' verdicts."),
+    open_page: bool = typer.Option(False, "--open", help="Open reports/index.html in the browser as well."),
+) -> None:
+    """Print the leaderboard and the claims' verdicts from reports/ (what `zoo compare` wrote)."""
+    from pipeline.paths import Layout
+    from pipeline.show import show as render
+
+    reports = Layout.here().reports
+    try:
+        typer.echo(render(reports, task=task, claims=claims), nl=False)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"zoo show: {exc}", err=True)
+        raise typer.Exit(2)
+    if open_page:
+        import webbrowser
+
+        webbrowser.open((reports / "index.html").resolve().as_uri())
+
+
+@app.command()
 def ui(
     port: int = typer.Option(5000, help="Port of the dashboard."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
