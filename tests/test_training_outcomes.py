@@ -246,3 +246,24 @@ def test_seed_forms_give_the_list_of_seeds(small_params):
     assert config.experiment_seeds("parity-rnn") == [5, 6, 7] and config.experiment_seed("parity-rnn") == 5
     assert config.experiment_seeds("parity-lstm") == [9]
     assert config.experiment_seeds("ring-gan") in ([params["experiments"]["ring-gan"].get("seed")], [params["seed"]])
+
+
+def test_deferred_check_records_the_first_nonfinite_step_and_stops(monkeypatch):
+    """The GPU path (losses read back every check_every steps), run on the CPU: record mode
+    stops training at the read-back and records the first bad step, not the step it was read."""
+    from types import SimpleNamespace
+
+    from pipeline.resume import FiniteLoss
+
+    guard = FiniteLoss("x", check_every=5, on_nonfinite="record")
+    loop = SimpleNamespace(total_batch_idx=0)
+    trainer = SimpleNamespace(fit_loop=SimpleNamespace(epoch_loop=loop), current_epoch=0, should_stop=False)
+    module = SimpleNamespace(device=torch.device("cpu"))
+    for step in range(10):
+        loop.total_batch_idx = step
+        loss = torch.tensor(float("nan") if step >= 2 else 1.0)
+        guard.on_train_batch_end(trainer, module, {"loss": loss}, None, step)
+        assert trainer.should_stop == (step >= 4)  # read back after step 4 (every 5 steps)
+        if trainer.should_stop:
+            break
+    assert guard.diverged["step"] == 2 and guard.diverged["key"] == "loss"

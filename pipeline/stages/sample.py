@@ -1,4 +1,4 @@
-"""``zoo sample EXPERIMENT``: generate from a trained model (``models/<experiment>/model.ckpt``).
+"""``zoo sample EXPERIMENT``: generate from a trained model (the first seed's, ``models/<experiment>/seed-<s>/model.ckpt``).
 
 What comes out depends on the kind of the experiment's task (the head its model was trained with):
 
