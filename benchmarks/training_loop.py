@@ -73,7 +73,7 @@ def pipeline_seconds(config, layout, name: str) -> float:
 
     train(config, layout, name)
     run = json.loads(layout.run_file(name).read_text())
-    return MlflowClient(tracking_uri=run["tracking_uri"]).get_run(run["run_id"]).data.metrics["time_fit_s"]
+    return MlflowClient(tracking_uri=run["tracking_uri"]).get_run(next(iter(run["seeds"].values()))["run_id"]).data.metrics["time_fit_s"]
 
 
 def loop_seconds(config, layout, name: str, batches: int, per_epoch: int, device: str | None = None) -> float:

@@ -12,6 +12,7 @@ Shared by every recurrent model (``RecurrentModel``):
   them, the LSTM family's initial forget-gate bias (Jozefowicz et al. 2015 recommend 1);
 - ``init_scale`` multiplies the initial recurrent (hidden-to-hidden) weights: a large value
   makes a vanilla RNN's gradients explode (Pascanu et al. 2013);
+- ``configure_optimizers``: Adam, or plain SGD (``optimizer: sgd``, Pascanu et al. 2013);
 - the global gradient norm, before any clipping, is logged (``grad_norm``) on the steps the
   loggers record (every ``trainer.log_every_n_steps``);
 - ``hidden_gradient_norms``: ‖∂C_T/∂h_t‖ against the distance T − t, the picture of
@@ -86,6 +87,10 @@ class RecurrentModel(FastHookBookkeeping, EpochMeans, pl.LightningModule):
         return norms.detach()
 
     def configure_optimizers(self):
+        # ``optimizer`` / ``momentum``: settings of the classifier (claim 3's pair trains with
+        # plain SGD, as Pascanu et al. 2013 do); a model without them uses Adam.
+        if self.hparams.get("optimizer", "adam") == "sgd":
+            return torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=self.hparams.get("momentum", 0.0), weight_decay=self.hparams.weight_decay)
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
 
@@ -114,6 +119,8 @@ class SequenceClassifier(RecurrentModel):
         fused: bool = True,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
+        optimizer: str = "adam",
+        momentum: float = 0.0,
     ):
         super().__init__()
         self.save_hyperparameters()

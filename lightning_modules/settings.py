@@ -55,6 +55,16 @@ class RecurrentSettings(BaseModel):
 
 class SequenceClassifierSettings(RecurrentSettings):
     bidirectional: bool = False
+    optimizer: Literal["adam", "sgd"] = Field(
+        "adam", description="sgd: plain stochastic gradient descent, as Pascanu et al. 2013 train their RNNs (claim 3)"
+    )
+    momentum: float = Field(0.0, ge=0, lt=1, description="sgd only: heavy-ball momentum; 0 = plain SGD")
+
+    @model_validator(mode="after")
+    def _momentum_needs_sgd(self) -> "SequenceClassifierSettings":
+        if self.momentum and self.optimizer != "sgd":
+            raise ValueError("momentum applies to optimizer 'sgd' only")
+        return self
 
 
 class LanguageModelSettings(RecurrentSettings):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import ConfigError
 
@@ -66,17 +66,43 @@ class ReferenceSettings(Strict):
     features: int = Field(128, ge=2, description="width of the penultimate layer (the Fréchet distance's feature space)")
 
 
+class PlateauSettings(Strict):
+    """When a seed's training ends before ``max_epochs``: Lightning's EarlyStopping on a
+    validation metric. The kept model is the best checkpoint by the same metric."""
+
+    monitor: Optional[str] = Field(None, description="validation metric to watch; none: the task's (Task.monitor)")
+    mode: Optional[Literal["min", "max"]] = Field(None, description="none: the task's (Task.monitor_mode)")
+    patience: int = Field(3, ge=1, description="validations without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
+    target: Optional[float] = Field(None, description="record the first epoch the monitor reaches this value (epochs_to_target)")
+
+
 class ExperimentCommon(Strict):
     """Keys every experiment has; all other keys are the model's own settings."""
 
     dataset: str
     task: str
     model: str
-    seed: Optional[int] = Field(None, description="overrides the top-level seed")
+    seed: Optional[int] = Field(None, ge=0, description="the one-seed form of seeds; overrides the top-level seed")
+    seeds: Optional[list[int]] = Field(None, min_length=1, description="train and evaluate once per seed, in this order")
+    plateau: PlateauSettings = Field(default_factory=PlateauSettings)
+    on_nonfinite_loss: Literal["fail", "record"] = Field(
+        "fail", description="fail: a NaN or infinite loss fails the stage; record: it ends that seed's training as a result (diverged)"
+    )
     batch_size: int = Field(64, ge=1)
     trainer: dict[str, Any] = Field(default_factory=dict, description="overrides of the trainer section")
     sequence_length: int = Field(100, ge=2, description="text tasks: characters per training window (truncated BPTT)")
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_non_negative(cls, seeds: Optional[list[int]]) -> Optional[list[int]]:
+        if seeds is not None:
+            if any(s < 0 for s in seeds):
+                raise ValueError("seeds must be non-negative integers")
+            if len(set(seeds)) != len(seeds):
+                raise ValueError("a seed is listed twice")
+        return seeds
 
 
 COMMON_KEYS = set(ExperimentCommon.model_fields)
@@ -105,8 +131,10 @@ class Experiment(BaseModel):
     def flat_params(self) -> dict[str, Any]:
         """The experiment's settings and the trainer's, flattened (for MLflow)."""
         out: dict[str, Any] = {}
-        for key, value in self.common.model_dump(exclude={"trainer", "sampling"}).items():
+        for key, value in self.common.model_dump(exclude={"trainer", "sampling", "seed", "seeds", "plateau"}).items():
             out[key] = value
+        for key, value in self.common.plateau.model_dump().items():
+            out[f"plateau.{key}"] = value
         for key, value in self.settings.model_dump().items():
             out[f"model.{key}"] = value
         for key, value in self.trainer.model_dump().items():
@@ -147,9 +175,17 @@ class Config(BaseModel):
         """The reference classifier's settings of an image dataset (defaults when not set)."""
         return self.references.get(dataset) or ReferenceSettings()
 
+    def experiment_seeds(self, name: str) -> list[int]:
+        """The seeds an experiment trains and evaluates, in order: ``seeds``, or ``[seed]``, or
+        ``[top-level seed]``."""
+        common = self.experiment(name).common
+        if common.seeds is not None:
+            return list(common.seeds)
+        return [self.seed if common.seed is None else common.seed]
+
     def experiment_seed(self, name: str) -> int:
-        own = self.experiments[name].common.seed
-        return self.seed if own is None else own
+        """The first seed: the one whose model ``zoo sample`` and the plots use."""
+        return self.experiment_seeds(name)[0]
 
 
 # ---------------------------------------------------------------------------------------
@@ -250,6 +286,8 @@ def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
         if task.head not in model.heads:
             fitting = sorted(n for n, m in MODELS.items() if task.head in m.heads)
             raise ConfigError(f"{path}.model", f"model '{model.name}' does not fit task '{task.name}'; choose from: {', '.join(fitting)}")
+        if body.get("seed") is not None and body.get("seeds") is not None:
+            raise ConfigError(f"{path}.seeds", "set either seed (one seed) or seeds (a list), not both")
         common = _validate(ExperimentCommon, {k: v for k, v in body.items() if k in COMMON_KEYS}, path)
         settings = _validate(model.settings_for(task.head), {k: v for k, v in body.items() if k not in COMMON_KEYS}, path)
         merged = {**trainer.model_dump(), **common.trainer}

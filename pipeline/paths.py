@@ -37,8 +37,31 @@ class Layout:
     def model_dir(self, experiment: str) -> Path:
         return self.root / "models" / experiment
 
-    def checkpoint(self, experiment: str) -> Path:
-        return self.model_dir(experiment) / "model.ckpt"
+    def seed_dir(self, experiment: str, seed: int) -> Path:
+        """One seed's trained model (``model.ckpt``) and its training curves."""
+        return self.model_dir(experiment) / f"seed-{seed}"
+
+    def trained_seeds(self, experiment: str) -> list[int]:
+        """The seeds trained, in the order ``run.json`` lists them (the experiment's order),
+        else those with a folder, in increasing order."""
+        import json
+
+        try:
+            return [int(s) for s in json.loads(self.run_file(experiment).read_text(encoding="utf-8"))["seeds"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        found = [p.name[len("seed-") :] for p in self.model_dir(experiment).glob("seed-*")]
+        return sorted(int(s) for s in found if s.isdigit())
+
+    def checkpoint(self, experiment: str, seed: int | None = None) -> Path:
+        """A seed's model; without a seed, the first seed's (what ``zoo sample`` and the
+        registry use)."""
+        if seed is None:
+            seeds = self.trained_seeds(experiment)
+            if not seeds:
+                return self.model_dir(experiment) / "model.ckpt"  # not trained: does not exist
+            seed = seeds[0]
+        return self.seed_dir(experiment, seed) / "model.ckpt"
 
     def run_file(self, experiment: str) -> Path:
         return self.model_dir(experiment) / "run.json"
@@ -47,6 +70,11 @@ class Layout:
         """Training state of an unfinished run (last checkpoint, MLflow run id); outside
         ``models/`` because DVC clears a stage's outputs before running it again."""
         return self.root / "checkpoints" / experiment
+
+    def seed_resume_dir(self, experiment: str, seed: int) -> Path:
+        """One seed's unfinished training state, or its finished outputs (``done/``) while
+        the experiment's other seeds train."""
+        return self.resume_dir(experiment) / f"seed-{seed}"
 
     def reference_dir(self, dataset: str) -> Path:
         """The reference classifier of an image dataset (``zoo reference``)."""

@@ -1,24 +1,30 @@
 """Training that survives being killed: checkpoints, resumption and a guard against NaN.
 
-While an experiment trains, ``checkpoints/<experiment>/`` holds
+An experiment trains each of its seeds in turn. While seed ``s`` trains,
+``checkpoints/<experiment>/seed-<s>/`` holds
 - ``last.ckpt``: Lightning's full training state (weights, optimisers, loop counters, the
   random number generators) at the end of an epoch, written atomically: after the first
   epoch, then at the first epoch end at least ``EpochCheckpoint.min_interval_s`` (30 s) after
   the previous one, so an experiment of many short epochs does not spend its time writing
   checkpoints; a run killed outright loses at most that much training (Ctrl-C saves first);
 - ``resume.json``: the MLflow run id and a fingerprint of everything that decides the
-  result (the experiment's settings, the trainer's, the seed and the dataset's hashes).
+  result (the experiment's settings, the trainer's, the seed and the dataset's hashes);
+- ``best/best.ckpt``: the best checkpoint so far by the plateau monitor (the model kept);
+- ``done/``: once the seed has finished, its outputs (model, curves, training record), kept
+  until every seed of the experiment has finished, so a stage killed in a later seed does not
+  train this one again.
 
 ``zoo train`` finds them, and when the fingerprint still matches it resumes from the
 checkpoint and continues the same MLflow run; with other settings it starts afresh. The
-folder is removed once the model is written. It lives outside ``models/`` because DVC
-deletes a stage's outputs before running the stage again.
+folder is removed once the experiment's model folder is written. It lives outside
+``models/`` because DVC deletes a stage's outputs before running the stage again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import shutil
 import time
@@ -38,12 +44,13 @@ CHECKPOINT = "last.ckpt"
 META = "resume.json"
 
 
-def fingerprint(config, name: str, manifest: dict) -> str:
-    """Hash of what decides a training run's outcome: resuming with other settings would mix two runs."""
+def fingerprint(config, name: str, manifest: dict, seed: int) -> str:
+    """Hash of what decides one seed's training run: resuming with other settings would mix two
+    runs. The experiment's list of seeds is left out: adding a seed keeps the others' runs."""
     exp = config.experiment(name)
     payload = {
-        "seed": config.experiment_seed(name),
-        "common": exp.common.model_dump(mode="json"),
+        "seed": seed,
+        "common": exp.common.model_dump(mode="json", exclude={"seed", "seeds"}),
         "settings": exp.settings.model_dump(mode="json"),
         "trainer": exp.trainer.model_dump(mode="json"),
         "data": manifest.get("files", manifest.get("sha256", manifest)),
@@ -59,6 +66,16 @@ class ResumeState:
     @property
     def checkpoint(self) -> Path:
         return self.folder / CHECKPOINT
+
+    @property
+    def best(self) -> Path:
+        """Where the best checkpoint by the plateau monitor is kept (``BestCheckpoint``)."""
+        return self.folder / "best"
+
+    @property
+    def done(self) -> Path:
+        """The finished seed's outputs (``pipeline.stages.train``)."""
+        return self.folder / "done"
 
     def find(self, owner: bool = True) -> tuple[Path | None, str | None, str | None]:
         """(checkpoint to resume from, MLflow run id, why nothing is resumed) for this fingerprint.
@@ -91,7 +108,42 @@ def checkpoint_step(path: Path) -> int:
     return int(state.get("global_step", 0))
 
 
-class EpochCheckpoint(ModelCheckpoint):
+class CachedStateKey:
+    """``ModelCheckpoint``'s ``state_key``, built once: Lightning formats it into a profiler label
+    at every callback hook call (about ten a GAN step), and ``ModelCheckpoint`` rebuilds it
+    from its settings each time (2 µs); they do not change after ``__init__``."""
+
+    @property
+    def state_key(self) -> str:
+        key = self.__dict__.get("_state_key")
+        if key is None:
+            key = self.__dict__["_state_key"] = super().state_key
+        return key
+
+
+class BestCheckpoint(CachedStateKey, ModelCheckpoint):
+    """The best checkpoint so far by the plateau monitor (``best.ckpt``), replaced atomically;
+    its path and score travel in ``last.ckpt``, so a resumed run keeps comparing against it.
+    Non-finite values never count as best (``ModelCheckpoint`` reads them as the worst)."""
+
+    def __init__(self, folder: Path, monitor: str, mode: str):
+        super().__init__(dirpath=folder, filename="best", monitor=monitor, mode=mode, save_top_k=1, enable_version_counter=False)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.monitor in trainer.callback_metrics:  # a model that does not log it keeps its last weights
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.monitor in trainer.callback_metrics:
+            super().on_validation_end(trainer, pl_module)
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        save_atomically(trainer, Path(filepath), self.save_weights_only)
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+
+
+class EpochCheckpoint(CachedStateKey, ModelCheckpoint):
     """``last.ckpt`` at the end of a training epoch, replaced atomically so a kill while
     writing leaves the previous one intact: after the first epoch, then at an epoch's end once
     ``min_interval_s`` have passed since the last save (every epoch when epochs are longer). On
@@ -115,16 +167,6 @@ class EpochCheckpoint(ModelCheckpoint):
             enable_version_counter=False,
         )
         self.folder = Path(folder)
-
-    @property
-    def state_key(self) -> str:
-        """``ModelCheckpoint``'s key, built once: Lightning formats it into a profiler label at
-        every callback hook call (about ten a GAN step), and ``ModelCheckpoint`` rebuilds it
-        from its settings each time (2 µs); they do not change after ``__init__``."""
-        key = self.__dict__.get("_state_key")
-        if key is None:
-            key = self.__dict__["_state_key"] = super().state_key
-        return key
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         due = self._saved_at is None or time.monotonic() - self._saved_at >= self.min_interval_s
@@ -201,30 +243,43 @@ class RandomState(Callback):
 
 class FiniteLoss(Callback):
     """Stops training at the first step whose loss is NaN or infinite, naming the experiment
-    and the step. Reads the loss(es) a ``training_step`` returns: a tensor, or a dict of them.
+    and the step. Reads the loss(es) a ``training_step`` returns: a tensor, or a dict of them;
+    and, at each validation, the plateau ``monitor`` (a validation loss can diverge too).
+
+    ``on_nonfinite="fail"`` (the default) raises ``TrainingError``: no model is written.
+    ``"record"`` makes divergence a result: ``diverged`` records the first non-finite value
+    (step, epoch, batch, key, value), training stops there (``trainer.should_stop``, so
+    Lightning ends the epoch, validates and saves as usual) and the stage goes on.
+    ``diverged["step"]`` counts training batches from 0 across epochs.
 
     On the CPU every step is checked as it ends. On a GPU, reading a loss back would make the
     host wait for the device at every step; there the first non-finite loss (its step and
     value) is recorded on the device and read every ``check_every`` steps (default 50) and at
     the end of each epoch, so training stops at most ``check_every - 1`` steps later, with the
-    same message. Either way no model is written."""
+    same message and the same recorded step."""
 
     DEFERRED_EVERY = 50
 
-    def __init__(self, experiment: str, check_every: int | None = None):
+    def __init__(self, experiment: str, check_every: int | None = None, on_nonfinite: str = "fail", monitor: str | None = None):
         self.experiment = experiment
         self.check_every = check_every  # None: 1 on the CPU, DEFERRED_EVERY on an accelerator
+        self.on_nonfinite = on_nonfinite
+        self.monitor = monitor
+        self.diverged: dict[str, Any] | None = None
         self._keys: list[str] = []
         self._first: torch.Tensor | None = None  # (step, epoch, batch, key, value); step -1: none yet
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.diverged is not None:
+            return
         values = [(k, v) for k, v in (outputs.items() if isinstance(outputs, dict) else [("loss", outputs)]) if isinstance(v, torch.Tensor) and v.numel()]
         step = trainer.fit_loop.epoch_loop.total_batch_idx
         every = self.check_every or (1 if pl_module.device.type == "cpu" else self.DEFERRED_EVERY)
         if every == 1:
             for key, value in values:
                 if not bool(torch.isfinite(value.detach()).all()):
-                    self._stop(key, float(value.detach().float().flatten()[0]), step, trainer.current_epoch, batch_idx)
+                    self._stop(trainer, key, float(value.detach().float().flatten()[0]), step, trainer.current_epoch, batch_idx)
+                    return
             return
         for key, value in values:
             if key not in self._keys:
@@ -238,23 +293,42 @@ class FiniteLoss(Callback):
             bad = ~torch.isfinite(value).all() & (self._first[0] < 0)
             self._first = torch.where(bad, here, self._first)
         if (step + 1) % every == 0:
-            self._check_recorded()
+            self._check_recorded(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._check_recorded()
+        self._check_recorded(trainer)
 
-    def _check_recorded(self) -> None:
-        if self._first is None:
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or self.diverged is not None or self.monitor is None:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and not math.isfinite(float(value)):
+            step = trainer.fit_loop.epoch_loop.total_batch_idx
+            self._stop(trainer, self.monitor, float(value), step, trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_idx)
+
+    def _check_recorded(self, trainer) -> None:
+        if self._first is None or self.diverged is not None:
             return
         step, epoch, batch_idx, key, value = self._first.tolist()  # the one read-back
         if step >= 0:
-            self._stop(self._keys[int(key)], value, int(step), int(epoch), int(batch_idx))
+            self._stop(trainer, self._keys[int(key)], value, int(step), int(epoch), int(batch_idx))
 
-    def _stop(self, key: str, value: float, step: int, epoch: int, batch_idx: int) -> None:
+    def _stop(self, trainer, key: str, value: float, step: int, epoch: int, batch_idx: int) -> None:
+        if self.on_nonfinite == "record":
+            self.diverged = {"step": int(step), "epoch": int(epoch), "batch": int(batch_idx), "key": key, "value": value}
+            trainer.should_stop = True
+            return
         raise TrainingError(
             f"experiments.{self.experiment}: {key} became {value} at step {step} (epoch {epoch}, batch {batch_idx}); "
-            "training stopped and no model written. Lower the learning rate or set trainer.gradient_clip_val"
+            "training stopped and no model written. Lower the learning rate, set trainer.gradient_clip_val, "
+            "or set on_nonfinite_loss: record to keep divergence as a result"
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"diverged": dict(self.diverged) if self.diverged else None}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.diverged = state_dict.get("diverged")
 
 
 class GracefulInterrupt(Callback):

@@ -71,7 +71,11 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
-    return torch.load(folder / "models" / EXPERIMENT / "model.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    return torch.load(Layout(folder).checkpoint(EXPERIMENT), map_location="cpu", weights_only=False)["state_dict"]
+
+
+def seed_of(folder: Path, name: str = EXPERIMENT) -> int:
+    return config_mod.load(folder / "params.yaml").experiment_seed(name)
 
 
 def mlflow_runs(folder: Path):
@@ -104,15 +108,16 @@ def test_sigkill_mid_epoch_resumes_from_checkpoint_and_matches_uninterrupted_run
     zoo(folder, "fetch", "parity")
     layout = Layout(folder)
     proc = start_training(folder)
-    wait_for(layout.resume_dir(EXPERIMENT) / "last.ckpt", proc)  # epoch 1 done: kill in epoch 2
+    seed = seed_of(folder)
+    wait_for(layout.seed_resume_dir(EXPERIMENT, seed) / "last.ckpt", proc)  # epoch 1 done: kill in epoch 2
     proc.kill()
     proc.wait()
-    run_id = json.loads((layout.resume_dir(EXPERIMENT) / "resume.json").read_text())["run_id"]
+    run_id = json.loads((layout.seed_resume_dir(EXPERIMENT, seed) / "resume.json").read_text())["run_id"]
     assert not layout.model_dir(EXPERIMENT).exists()  # nothing half-written
 
     resumed = zoo(folder, "train", EXPERIMENT)
     assert f"resuming {EXPERIMENT} at step" in resumed.stdout
-    assert json.loads(layout.run_file(EXPERIMENT).read_text())["run_id"] == run_id  # the same MLflow run
+    assert json.loads(layout.run_file(EXPERIMENT).read_text())["seeds"][str(seed)]["run_id"] == run_id  # the same MLflow run
     assert not layout.resume_dir(EXPERIMENT).exists()
     assert_same_model(folder, uninterrupted)
     assert layout.curves(EXPERIMENT).read_text() == Layout(uninterrupted).curves(EXPERIMENT).read_text()  # every epoch's curve
@@ -136,7 +141,7 @@ def test_ctrl_c_saves_a_checkpoint_marks_the_run_killed_and_the_next_run_resumes
     zoo(folder, "fetch", "parity")
     layout = Layout(folder)
     proc = start_training(folder)
-    wait_for(layout.resume_dir(EXPERIMENT) / "last.ckpt", proc)
+    wait_for(layout.seed_resume_dir(EXPERIMENT, seed_of(folder)) / "last.ckpt", proc)
     time.sleep(0.2)  # into the second epoch
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
@@ -185,9 +190,10 @@ def test_nan_loss_stops_training_names_the_step_and_writes_no_model(project, mon
     with pytest.raises(TrainingError, match=r"experiments\.parity-rnn: loss became nan at step 2"):
         train(config, layout, "parity-rnn")
     assert not layout.model_dir("parity-rnn").exists()
-    assert not [p for p in (project / "models").iterdir()]  # no temporary folder left either
+    assert not (project / "models").exists()  # no temporary folder left either
+    assert not list(layout.resume_dir("parity-rnn").rglob("*.tmp")) and not list(layout.resume_dir("parity-rnn").rglob("done"))
     _, runs = mlflow_runs(project)
-    assert [(r.info.run_name, r.info.status) for r in runs] == [("parity-rnn", "FAILED")]
+    assert [(r.info.run_name, r.info.status) for r in runs] == [(f"parity-rnn seed {seed_of(project, 'parity-rnn')}", "FAILED")]
 
 
 def test_same_seed_gives_the_same_metrics(tmp_path):
@@ -220,7 +226,7 @@ def test_stages_started_together_share_one_sqlite_store(tmp_path):
         _, stderr = proc.communicate(timeout=600)
         assert proc.returncode == 0, stderr
     _, runs = mlflow_runs(folder)
-    assert sorted((r.info.run_name, r.info.status) for r in runs) == [("parity-lstm", "FINISHED"), ("parity-rnn", "FINISHED")]
+    assert sorted((r.info.run_name, r.info.status) for r in runs) == [(f"{name} seed {seed_of(folder, name)}", "FINISHED") for name in ("parity-lstm", "parity-rnn")]
 
 
 @pytest.mark.slow
@@ -305,7 +311,7 @@ def trained(project):
 
 
 def test_corrupt_checkpoint_is_named(trained):
-    checkpoint = trained / "models" / "parity-rnn" / "model.ckpt"
+    checkpoint = Layout(trained).checkpoint("parity-rnn")
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
     result = cli("evaluate", "parity-rnn")
     assert result.exit_code == 6, result.output
@@ -314,7 +320,7 @@ def test_corrupt_checkpoint_is_named(trained):
 
 
 def test_checkpoint_of_another_architecture_is_named(trained):
-    checkpoint = trained / "models" / "parity-rnn" / "model.ckpt"
+    checkpoint = Layout(trained).checkpoint("parity-rnn")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     state["hyper_parameters"]["hidden_size"] = 16  # weights of a 64-unit network, hyper-parameters of a 16-unit one
     torch.save(state, checkpoint)
@@ -324,7 +330,8 @@ def test_checkpoint_of_another_architecture_is_named(trained):
 
 
 def test_evaluation_of_a_deleted_run_logs_into_a_new_tagged_run(trained):
-    run_id = json.loads((trained / "models" / "parity-rnn" / "run.json").read_text())["run_id"]
+    (entry,) = json.loads((trained / "models" / "parity-rnn" / "run.json").read_text())["seeds"].values()
+    run_id = entry["run_id"]
     client, _ = mlflow_runs(trained)
     client.delete_run(run_id)
     result = cli("evaluate", "parity-rnn")

@@ -41,12 +41,28 @@ def test_every_stage_runs(pipeline_copy):
     assert f"zoo warm: {len(expected)} stage processes forked from the warm server (imports" in output
 
 
+# The training record of every seed (pipeline.training_record); null where it does not apply.
+RECORD_METRICS = {"plateau", "diverged", "epochs", "best_epoch", "diverged_step", "epochs_to_target"}
+GRAD_NORM_METRICS = {"grad_norm_max", "grad_norm_p50", "grad_norm_p90", "grad_norm_p99"}  # automatic optimisation only
+MAY_BE_NULL = {"diverged_step", "epochs_to_target", "best_epoch"}
+
+
+def expected_seed_metrics(name: str) -> set[str]:
+    return EXPECTED_METRICS[name] | RECORD_METRICS | (GRAD_NORM_METRICS if name.startswith("parity") else set())
+
+
 def test_metrics_files_have_the_expected_finite_values(pipeline_copy):
     dest, env, _ = pipeline_copy
     for name in EXPERIMENTS:
         metrics = json.loads((dest / "metrics" / f"{name}.json").read_text())
-        assert set(metrics) == EXPECTED_METRICS[name]
-        assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in metrics.values()), metrics
+        assert metrics["n_seeds"] == len(metrics["seeds"]) == 1  # shrink(): the first seed only
+        assert set(metrics) == expected_seed_metrics(name) | {"n_seeds", "seeds"}
+        (per_seed,) = metrics["seeds"].values()
+        assert set(per_seed) == expected_seed_metrics(name)
+        for key, value in per_seed.items():
+            assert (value is None and key in MAY_BE_NULL) or (isinstance(value, (int, float)) and math.isfinite(value)), (name, key, value)
+            assert metrics[key] == pytest.approx(value)  # one seed: the mean is its value
+        assert per_seed["diverged"] == 0.0 and per_seed["epochs"] == 1
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], dest, env))
     listed = {Path(p).stem for entry in shown.values() for p in entry["data"]}
     assert set(EXPERIMENTS) <= listed
@@ -73,22 +89,24 @@ def test_mlflow_holds_one_finished_run_per_experiment(pipeline_copy):
         found = client.search_runs([client.get_experiment_by_name(f"rnngan-zoo/{task}").experiment_id], "tags.`zoo.kind` = 'experiment'")
         assert found and all(r.data.tags["zoo.task"] == task for r in found)
         runs += found
-    assert sorted(r.info.run_name for r in runs) == sorted(EXPERIMENTS)
+    assert sorted(r.data.tags["zoo.experiment"] for r in runs) == sorted(EXPERIMENTS)  # one seed each (shrink)
     for r in runs:
-        name = r.info.run_name
+        name, seed = r.data.tags["zoo.experiment"], r.data.tags["zoo.seed"]
+        assert r.info.run_name == f"{name} seed {seed}" and r.data.params["seed"] == seed
         assert r.info.status == "FINISHED"
         assert r.data.tags["mlflow.source.git.commit"]
         assert r.data.params["batch_size"] and r.data.params["trainer.max_epochs"] == "1"
         assert not any(key.startswith("model.") for key in r.data.params)  # each model setting once, under its own name
-        metrics = json.loads((dest / "metrics" / f"{name}.json").read_text())
+        metrics = json.loads((dest / "metrics" / f"{name}.json").read_text())["seeds"][seed]
         for key, value in metrics.items():
-            assert r.data.metrics[key] == pytest.approx(value)
+            if value is not None:
+                assert r.data.metrics[key] == pytest.approx(value)
         loss = "val_loss" if name.startswith("parity") else "val_d_loss"
         assert len(client.get_metric_history(r.info.run_id, loss)) == 1  # one epoch
         artifacts = {f.path for f in client.list_artifacts(r.info.run_id)}
         assert {"model", "metrics", "plots"} <= artifacts
         assert [f.path for f in client.list_artifacts(r.info.run_id, "model")] == ["model/model.ckpt"]
-        assert json.loads((dest / "models" / name / "run.json").read_text())["run_id"] == r.info.run_id
+        assert json.loads((dest / "models" / name / "run.json").read_text())["seeds"][seed]["run_id"] == r.info.run_id
     references = client.search_runs([exp.experiment_id], "tags.`zoo.kind` = 'reference'")
     assert [r.info.run_name for r in references] == ["reference-digits"]
     assert references[0].data.metrics["accuracy"] == pytest.approx(json.loads((dest / "metrics" / "reference-digits.json").read_text())["accuracy"])

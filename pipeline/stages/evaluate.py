@@ -1,14 +1,27 @@
-"""``zoo evaluate EXPERIMENT``: measure the trained model on its task's test data.
+"""``zoo evaluate EXPERIMENT``: measure every seed's trained model on its task's test data.
 
-Writes ``metrics/<experiment>.json`` (flat keys: DVC metrics) and ``plots/<experiment>/``,
-and logs both into the experiment's MLflow run (from ``models/<experiment>/run.json``).
+Writes ``metrics/<experiment>.json``:
+
+    {<metric>: mean over the seeds, ..., "n_seeds": 3,
+     "seeds": {"<s>": {<metric>: value, ..., "plateau": 1.0 | 0.0, "diverged": 0.0 | 1.0,
+                       "epochs", "best_epoch", "diverged_step", "epochs_to_target",
+                       "grad_norm_max", "grad_norm_p50", "grad_norm_p90", "grad_norm_p99"}}}
+
+A seed's entry holds the task's metrics and its training record (``run.json``, turned into
+numbers by ``pipeline.training_record.record_metrics``). Non-finite values are null; a
+top-level mean is over the seeds with a finite value (null when none has one), so top-level
+``plateau`` is the fraction of seeds stopped on a plateau. ``plots/<experiment>/`` holds the
+first seed's plots. Each seed's metrics are logged into that seed's MLflow run (from
+``models/<experiment>/run.json``), the plots into the first seed's.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from pipeline import tracking
 from pipeline.atomic import atomic_dir, write_json
@@ -20,7 +33,8 @@ from pipeline.tasks.base import Evaluation
 
 def load_model(cls, model_name: str, checkpoint: Path):
     if not checkpoint.is_file():
-        raise ModelError(f"{checkpoint} does not exist: train the experiment first (`zoo train {checkpoint.parent.name}`)")
+        experiment = checkpoint.parent.parent.name if checkpoint.parent.name.startswith("seed-") else checkpoint.parent.name
+        raise ModelError(f"{checkpoint} does not exist: train the experiment first (`zoo train {experiment}`)")
     try:
         return cls.load_from_checkpoint(str(checkpoint), map_location="cpu")
     except Exception as exc:  # torch raises many kinds for a corrupt or foreign file
@@ -28,10 +42,29 @@ def load_model(cls, model_name: str, checkpoint: Path):
         raise ModelError(f"cannot load checkpoint {checkpoint} as model '{model_name}': {first[:200]}") from exc
 
 
+def finite_or_none(value: Any) -> float | None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def seed_means(per_seed: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every numeric key's mean over the seeds that have a finite value (null when none has)."""
+    keys: list[str] = []
+    for metrics in per_seed.values():
+        keys += [k for k in metrics if k not in keys]
+    out: dict[str, Any] = {}
+    for key in keys:
+        values = [v for m in per_seed.values() if (v := finite_or_none(m.get(key))) is not None]
+        out[key] = float(sum(values) / len(values)) if values else None
+    return out
+
+
 def evaluate(config, layout, name: str) -> Path:
     from lightning_modules import MODELS
     from pipeline.stages.fetch import verify
     from pipeline.tasks import TASKS
+    from pipeline.training_record import record_metrics
 
     exp = config.experiment(name)
     manifest = verify(config, layout, exp.dataset)
@@ -40,44 +73,69 @@ def evaluate(config, layout, name: str) -> Path:
     import_heavy(*stage_modules(uri))  # before the task's and model's modules, which import torch and Lightning
     task, entry = TASKS[exp.task], MODELS[exp.model]
     quiet_lightning()
-    model = load_model(entry.cls_for(task.head), entry.name, layout.checkpoint(name))
+    seeds = config.experiment_seeds(name)
+    models = {seed: load_model(entry.cls_for(task.head), entry.name, layout.checkpoint(name, seed)) for seed in seeds}
+    run_file = layout.run_file(name)
+    run_info = json.loads(run_file.read_text()) if run_file.is_file() else {}
+    trained = run_info.get("seeds") or {}
 
-    import pytorch_lightning as pl
-
-    seed = config.experiment_seed(name)
-    pl.seed_everything(seed, verbose=False)
-    with atomic_dir(layout.plots(name)) as plots_tmp:
-        data_dir = layout.dataset(exp.dataset)
-        extra = task.evaluation_inputs(config, layout, exp.dataset)
-        result = task.evaluate(model, data_dir, manifest, plots_tmp, seed, title=name, common=exp.common, **extra)
-        flow_batch = task.gradient_flow_batch(data_dir, manifest, exp.common) if hasattr(model, "hidden_gradient_norms") else None
-        if flow_batch is not None:
-            from pipeline.diagnostics import gradient_flow
-
-            flow_metrics, flow_series = gradient_flow(model, flow_batch, seed, plots_tmp, name)
-            result = Evaluation({**result.metrics, **flow_metrics}, {**result.series, **flow_series})
-    metrics = {k: (v if v is None or math.isfinite(v) else None) for k, v in result.metrics.items()}
+    per_seed: dict[str, dict[str, Any]] = {}
+    series: dict[int, dict] = {}
+    with atomic_dir(layout.plots(name)) as plots_tmp, tempfile.TemporaryDirectory(prefix="zoo-plots-") as scratch:
+        for i, seed in enumerate(seeds):
+            plots_dir = plots_tmp if i == 0 else Path(scratch) / f"seed-{seed}"
+            plots_dir.mkdir(exist_ok=True)
+            result = evaluate_seed(config, layout, name, task, models[seed], manifest, plots_dir, seed)
+            training = (trained.get(str(seed)) or {}).get("training") or {}
+            metrics = {**result.metrics, **(record_metrics(training) if training else {})}
+            per_seed[str(seed)] = {k: finite_or_none(v) for k, v in metrics.items()}
+            series[seed] = result.series
+    metrics = {**seed_means(per_seed), "n_seeds": len(seeds), "seeds": per_seed}
     write_json(layout.metrics(name), metrics)
 
-    run_id = None
     if tracking.is_rank_zero():
         mlflow = tracking.client(uri)
-        run_file = layout.run_file(name)
-        run_info = json.loads(run_file.read_text()) if run_file.is_file() else {}
-        run_id = run_info.get("run_id")
-        if not run_id or not tracking.run_exists(mlflow, run_id):
-            # The training run is gone (deleted in the UI, another store): record the
-            # evaluation in a new run and say why.
-            experiment_id = tracking.experiment_id(mlflow, uri, tracking.experiment_name(config, exp.task), layout)
-            tags = tracking.experiment_tags(config, layout, name, entry.family)
-            tags["zoo.note"] = f"training run {run_id or '(none)'} not found in {uri}; evaluation logged in a new run"
-            run_id = mlflow.create_run(experiment_id, run_name=name, tags=tags).info.run_id
-        else:
-            mlflow.update_run(run_id, status="RUNNING")
-        tracking.log_metrics(mlflow, run_id, metrics, result.series)
-        mlflow.log_artifact(run_id, str(layout.metrics(name)), "metrics")
-        mlflow.log_artifacts(run_id, str(layout.plots(name)), "plots")
-        mlflow.set_terminated(run_id, "FINISHED")
-    summary = ", ".join(f"{k} {v:.3g}" for k, v in metrics.items() if v is not None)
-    print(f"evaluated {name}: {summary} -> {layout.metrics(name).relative_to(layout.root)}, {layout.plots(name).relative_to(layout.root)}/ (MLflow run {run_id})")
+        for i, seed in enumerate(seeds):
+            run_id = (trained.get(str(seed)) or {}).get("run_id")
+            run_id = log_seed(config, layout, name, entry, mlflow, uri, run_id, seed, per_seed[str(seed)], series[seed], plots=i == 0)
+    summary = ", ".join(f"{k} {v:.3g}" for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None)
+    print(f"evaluated {name} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): {summary} -> {layout.metrics(name).relative_to(layout.root)}, {layout.plots(name).relative_to(layout.root)}/")
     return layout.metrics(name)
+
+
+def evaluate_seed(config, layout, name: str, task, model, manifest, plots_dir: Path, seed: int) -> Evaluation:
+    """The task's metrics and series of one seed's model (and its gradient flow, for recurrent models)."""
+    import pytorch_lightning as pl
+
+    exp = config.experiment(name)
+    pl.seed_everything(seed, verbose=False)
+    data_dir = layout.dataset(exp.dataset)
+    extra = task.evaluation_inputs(config, layout, exp.dataset)
+    result = task.evaluate(model, data_dir, manifest, plots_dir, seed, title=name, common=exp.common, **extra)
+    flow_batch = task.gradient_flow_batch(data_dir, manifest, exp.common) if hasattr(model, "hidden_gradient_norms") else None
+    if flow_batch is not None:
+        from pipeline.diagnostics import gradient_flow
+
+        flow_metrics, flow_series = gradient_flow(model, flow_batch, seed, plots_dir, name)
+        result = Evaluation({**result.metrics, **flow_metrics}, {**result.series, **flow_series})
+    return result
+
+
+def log_seed(config, layout, name: str, entry, mlflow, uri: str, run_id: str | None, seed: int, metrics: dict, series: dict, plots: bool) -> str:
+    """Log a seed's metrics (and, for the first seed, the plots) into its training run."""
+    exp = config.experiment(name)
+    if not run_id or not tracking.run_exists(mlflow, run_id):
+        # The training run is gone (deleted in the UI, another store): record the
+        # evaluation in a new run and say why.
+        experiment_id = tracking.experiment_id(mlflow, uri, tracking.experiment_name(config, exp.task), layout)
+        tags = {**tracking.experiment_tags(config, layout, name, entry.family), "mlflow.runName": f"{name} seed {seed}", "zoo.seed": str(seed)}
+        tags["zoo.note"] = f"training run {run_id or '(none)'} not found in {uri}; evaluation logged in a new run"
+        run_id = mlflow.create_run(experiment_id, run_name=f"{name} seed {seed}", tags=tags).info.run_id
+    else:
+        mlflow.update_run(run_id, status="RUNNING")
+    tracking.log_metrics(mlflow, run_id, metrics, series)
+    mlflow.log_artifact(run_id, str(layout.metrics(name)), "metrics")
+    if plots:
+        mlflow.log_artifacts(run_id, str(layout.plots(name)), "plots")
+    mlflow.set_terminated(run_id, "FINISHED")
+    return run_id

@@ -1,4 +1,4 @@
-"""``zoo sample EXPERIMENT``: generate from a trained model (``models/<experiment>/model.ckpt``).
+"""``zoo sample EXPERIMENT``: generate from a trained model (the first seed's, ``models/<experiment>/seed-<s>/model.ckpt``).
 
 What comes out depends on the kind of the experiment's task (the head its model was trained with):
 
@@ -160,7 +160,7 @@ def sample(config, layout, name: str, options: Options = Options()) -> Sampled:
     import torch
 
     quiet_lightning()
-    model = load_model(cls, entry.name, layout.checkpoint(name))  # untrained: ModelError, exit 6
+    model = load_model(cls, entry.name, layout.checkpoint(name, config.experiment_seed(name)))  # the first seed's; untrained: ModelError, exit 6
     model.eval()
     verify(config, layout, exp.dataset)  # vocabularies and test examples come from the dataset
     seed = options.seed if options.seed is not None else config.experiment_seed(name)

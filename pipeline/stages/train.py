@@ -1,26 +1,42 @@
-"""``zoo train EXPERIMENT``: fit the experiment's model on its dataset with Lightning and
-track it in MLflow.
+"""``zoo train EXPERIMENT``: fit the experiment's model on its dataset with Lightning, once
+per seed, and track each seed in its own MLflow run ("<experiment> seed <s>").
 
-Writes ``models/<experiment>/model.ckpt`` and ``run.json`` (the MLflow run id, which the
-evaluate stage logs into). The folder is built under a temporary name and renamed into
-place only when training succeeded.
+Each seed trains until its validation monitor stops improving (EarlyStopping on the task's
+``monitor``, or the experiment's ``plateau`` settings; ``max_epochs`` is the cap) and keeps
+its best checkpoint by that monitor. Writes
+
+    models/<experiment>/seed-<s>/model.ckpt   the kept model      (Layout.checkpoint)
+    models/<experiment>/seed-<s>/curves.csv   its training curves
+    models/<experiment>/run.json              {"experiment", "model", "task", "family",
+        "parameters", "tracking_uri", "experiment_id",
+        "seeds": {"<s>": {"run_id": ..., "training": RECORD}}}   (pipeline.training_record)
+    curves/<experiment>.csv                   the first seed's curves (a DVC plot)
+
+The folder is built under a temporary name and renamed into place only when every seed
+succeeded.
 
 A run that is killed or interrupted resumes where it stopped (``pipeline.resume``): the
-next ``zoo train`` of the same experiment with the same settings continues from the last
-checkpoint and the same MLflow run. A loss that becomes NaN stops training at once; the
-run is marked FAILED (KILLED for Ctrl-C) and no model is written.
+next ``zoo train`` of the same experiment with the same settings keeps the seeds that had
+finished, and continues the unfinished one from its last checkpoint and in its MLflow run.
+A loss that becomes NaN stops training at once; with ``on_nonfinite_loss: fail`` (the
+default) the run is marked FAILED (KILLED for Ctrl-C) and no model is written; with
+``record`` the seed's training ends there as a result (stopped "diverged").
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline import tracking
-from pipeline.atomic import atomic_dir, write_json
+from pipeline.atomic import atomic_dir, write_json, write_text
 from pipeline.errors import ConfigError, Interrupted
 from pipeline.progress import training_bar
 from pipeline.startup import import_heavy, stage_modules
@@ -47,6 +63,17 @@ def _scratch():
         yield Path(folder)
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A trained seed: its outputs in ``folder`` (model.ckpt, curves.csv, seed.json)."""
+
+    seed: int
+    run_id: str | None
+    training: dict[str, Any]
+    parameters: int
+    folder: Path
+
+
 def train(config, layout, name: str) -> Path:
     from lightning_modules import MODELS
     from pipeline.stages.fetch import verify
@@ -59,15 +86,83 @@ def train(config, layout, name: str) -> Path:
     tracking.check_reachable(uri)
     import_heavy(*stage_modules(uri))  # before the task's and model's modules, which import torch and Lightning
     task, entry = TASKS[exp.task], MODELS[exp.model]
+    quiet_lightning()
 
+    rank_zero = tracking.is_rank_zero()
+    mlflow = experiment_id = None
+    if rank_zero:
+        mlflow = tracking.client(uri)
+        experiment_id = tracking.experiment_id(mlflow, uri, tracking.experiment_name(config, exp.task), layout)
+    seeds = config.experiment_seeds(name)
+    setup_seconds = time.perf_counter() - started
+    finished = [
+        train_seed(config, layout, name, seed, manifest, task, entry, uri, mlflow, experiment_id, setup_seconds if i == 0 else 0.0)
+        for i, seed in enumerate(seeds)
+    ]
+    if not rank_zero:
+        return layout.checkpoint(name, seeds[0])
+
+    with atomic_dir(layout.model_dir(name)) as tmp:
+        for seed_result in finished:
+            folder = tmp / layout.seed_dir(name, seed_result.seed).name
+            folder.mkdir()
+            for file in ("model.ckpt", "curves.csv"):
+                shutil.copy2(seed_result.folder / file, folder / file)
+        write_text(  # not write_json: its sorted keys would lose the order of the seeds
+            tmp / "run.json",
+            json.dumps({
+                "experiment": name,
+                "model": exp.model,
+                "task": exp.task,
+                "family": entry.family,
+                "parameters": finished[0].parameters,
+                "tracking_uri": uri,
+                "experiment_id": experiment_id,
+                "seeds": {str(r.seed): {"run_id": r.run_id, "training": r.training} for r in finished},
+            }, indent=2) + "\n",
+        )
+    layout.curves(name).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(layout.seed_dir(name, seeds[0]) / "curves.csv", layout.curves(name))
+    shutil.rmtree(layout.resume_dir(name), ignore_errors=True)
+    outcomes = ", ".join(f"seed {r.seed} {r.training['stopped']} after {r.training['epochs']} epochs" for r in finished)
+    print(
+        f"trained {name} ({outcomes}): {layout.model_dir(name).relative_to(layout.root)}/seed-*/model.ckpt, "
+        f"curves {layout.curves(name).relative_to(layout.root)}"
+    )
+    return layout.checkpoint(name, seeds[0])
+
+
+def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri, mlflow, experiment_id, setup_seconds: float) -> Finished:
+    """Train one seed into its resume folder's ``done/`` (or find it there, finished by an
+    earlier, interrupted run of the stage)."""
     import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import EarlyStopping
 
     from pipeline.batched_logger import BatchedMLFlowLogger
+    from pipeline.callback_group import CallbackGroup
+    from pipeline.history import EpochHistory
+    from pipeline.profiler import NoProfiler
+    from pipeline.resume import BestCheckpoint, EpochCheckpoint, FiniteLoss, GracefulInterrupt, RandomState, ResumeState, checkpoint_step, fingerprint, save_atomically
+    from pipeline.training_record import GradientNorms, MonitorRecord, record
 
-    quiet_lightning()
-    seed = config.experiment_seed(name)
+    started = time.perf_counter()
+    exp = config.experiment(name)
+    label = f"{name} seed {seed}"
+    rank_zero = mlflow is not None
+    resume = ResumeState(layout.seed_resume_dir(name, seed), fingerprint(config, name, manifest, seed))
+    resume_from, previous_run, note = resume.find(owner=rank_zero)
+    if note and rank_zero:
+        print(f"{label}: {note}")
+    done_file = resume.done / "seed.json"
+    if done_file.is_file():
+        done = json.loads(done_file.read_text(encoding="utf-8"))
+        if rank_zero:
+            print(f"{label}: finished by an earlier run of the stage (MLflow run {done['run_id']}); not trained again")
+        return Finished(seed, done["run_id"], done["training"], done["parameters"], resume.done)
+
     pl.seed_everything(seed, workers=True, verbose=False)
-    prepared = task.prepare(layout.dataset(exp.dataset), manifest, exp.common, seed)
+    data_dir = layout.dataset(exp.dataset)
+    prepared = task.prepare(data_dir, manifest, exp.common, seed)
     model = entry.build(task.head, exp.settings, **prepared.model_args)
     trainer_args = exp.trainer.model_dump(exclude_none=True)
     trainer_args["enable_progress_bar"], bar = training_bar(trainer_args.get("enable_progress_bar", True))
@@ -76,45 +171,48 @@ def train(config, layout, name: str) -> Path:
             f"experiments.{name}.trainer.gradient_clip_val",
             f"model '{exp.model}' optimises manually (a GAN); Lightning cannot clip its gradients",
         )
-
-    from pipeline.callback_group import CallbackGroup
-    from pipeline.history import EpochHistory
-    from pipeline.profiler import NoProfiler
-    from pipeline.resume import EpochCheckpoint, FiniteLoss, GracefulInterrupt, RandomState, ResumeState, checkpoint_step, fingerprint
-
     profiler = trainer_args.pop("profiler", None) or NoProfiler()
-    resume = ResumeState(layout.resume_dir(name), fingerprint(config, name, manifest))
-    rank_zero = tracking.is_rank_zero()
-    resume_from, previous_run, note = resume.find(owner=rank_zero)
-    if note and rank_zero:
-        print(f"{name}: {note}")
-    run_id = experiment_id = None
+    plateau = exp.common.plateau
+    monitor, mode = plateau.monitor or task.monitor, plateau.mode or task.monitor_mode
+    extra = task.training_callbacks(data_dir, manifest, exp.common, seed, **task.evaluation_inputs(config, layout, exp.dataset))
+
+    run_id = None
     logger = False
     if rank_zero:
-        mlflow = tracking.client(uri)
-        experiment_id = tracking.experiment_id(mlflow, uri, tracking.experiment_name(config, exp.task), layout)
         if previous_run and tracking.run_exists(mlflow, previous_run):
             run_id = previous_run
             mlflow.update_run(run_id, status="RUNNING")
         else:
-            run = mlflow.create_run(experiment_id, run_name=name, tags=tracking.experiment_tags(config, layout, name, entry.family))
-            run_id = run.info.run_id
+            tags = {**tracking.experiment_tags(config, layout, name, entry.family), "mlflow.runName": label, "zoo.seed": str(seed)}
+            run_id = mlflow.create_run(experiment_id, run_name=label, tags=tags).info.run_id
             tracking.log_params(mlflow, run_id, {**exp.flat_params(), **prepared.model_args, "family": entry.family, "seed": seed})
         resume.start(run_id)
         logger = BatchedMLFlowLogger(experiment_name=config.tracking.experiment, tracking_uri=uri, run_id=run_id)
     if resume_from is not None and rank_zero:
-        print(f"resuming {name} at step {checkpoint_step(resume_from)} from {resume_from.relative_to(layout.root)} (MLflow run {run_id})")
-    setup_seconds = time.perf_counter() - started
+        print(f"resuming {label} at step {checkpoint_step(resume_from)} from {resume_from.relative_to(layout.root)} (MLflow run {run_id})")
+    setup_seconds += time.perf_counter() - started
 
-    # Only rank zero writes the model folder; other processes of a distributed run get a
+    finite = FiniteLoss(name, on_nonfinite=exp.common.on_nonfinite_loss, monitor=monitor)
+    monitored = MonitorRecord(name, monitor, mode, plateau.target, required=plateau.monitor is not None)
+    norms = GradientNorms()
+    history = EpochHistory()
+    interrupt = GracefulInterrupt()
+    # Lightning runs callbacks in list order, checkpoint callbacks last: the task's callbacks
+    # log their validation metrics before the record, EarlyStopping and the best checkpoint read them.
+    stopper = EarlyStopping(monitor=monitor, mode=mode, patience=plateau.patience, min_delta=plateau.min_delta, strict=False, check_finite=False)
+    best = BestCheckpoint(resume.best, monitor, mode)
+    # Only rank zero writes the seed's folder; other processes of a distributed run get a
     # scratch folder (Lightning's checkpoint saving is collective but writes on rank zero).
-    with (atomic_dir(layout.model_dir(name)) if rank_zero else _scratch()) as tmp:
+    with (atomic_dir(resume.done) if rank_zero else _scratch()) as tmp:
         trainer = pl.Trainer(
             **trainer_args,
             logger=logger,
             callbacks=[
+                *extra,
+                CallbackGroup(RandomState(), finite, history, monitored, norms, interrupt),
+                stopper,
                 EpochCheckpoint(resume.folder),
-                CallbackGroup(RandomState(), FiniteLoss(name), history := EpochHistory(), interrupt := GracefulInterrupt()),
+                best,
                 *bar,
             ],
             enable_model_summary=False,
@@ -132,35 +230,30 @@ def train(config, layout, name: str) -> Path:
             if interrupted:
                 saved = resume.checkpoint.relative_to(layout.root) if resume.checkpoint.is_file() else None
                 raise Interrupted(
-                    f"training of {name} interrupted; "
+                    f"training of {label} interrupted; "
                     + (f"checkpoint {saved} kept: `zoo train {name}` resumes from it" if saved else "no epoch finished, nothing to resume")
                 ) from None
             raise
         fit_seconds = time.perf_counter() - fit_started
+        training = record(monitored, stopper, finite, norms)
         checkpoint = tmp / "model.ckpt"
-        trainer.save_checkpoint(checkpoint)
+        # The best checkpoint by the monitor; without one (no validation gave a finite value,
+        # e.g. divergence in the first epoch) the weights as training ended.
+        kept = Path(best.best_model_path) if best.best_model_path else None
+        if rank_zero and kept is not None and kept.is_file():
+            shutil.copy2(kept, checkpoint)
+        elif kept is None:
+            save_atomically(trainer, checkpoint)
+        parameters = sum(p.numel() for p in model.parameters())
         if rank_zero:
+            history.write(tmp / "curves.csv")
+            write_json(tmp / "seed.json", {"seed": seed, "run_id": run_id, "training": training, "parameters": parameters})
             tracking.log_metrics(mlflow, run_id, {"time_setup_s": setup_seconds, "time_fit_s": fit_seconds})
+            mlflow.set_tag(run_id, "zoo.stopped", training["stopped"])
             mlflow.log_artifact(run_id, str(checkpoint), "model")
-            write_json(
-                tmp / "run.json",
-                {
-                    "experiment": name,
-                    "run_id": run_id,
-                    "experiment_id": experiment_id,
-                    "tracking_uri": uri,
-                    "model": exp.model,
-                    "task": exp.task,
-                    "family": entry.family,
-                    "parameters": sum(p.numel() for p in model.parameters()),
-                },
-            )
-    if not rank_zero:
-        return layout.checkpoint(name)
-    history.write(layout.curves(name))
-    resume.clear()
-    print(
-        f"trained {name} in {fit_seconds:.1f} s (set-up {setup_seconds:.1f} s): {layout.checkpoint(name).relative_to(layout.root)}, "
-        f"curves {layout.curves(name).relative_to(layout.root)}, MLflow run {run_id}"
-    )
-    return layout.checkpoint(name)
+    if rank_zero:
+        resume.checkpoint.unlink(missing_ok=True)  # done/ holds what is needed now
+        shutil.rmtree(resume.best, ignore_errors=True)
+        best_text = f"best {monitor} {training['best_score']:.4g} at epoch {training['best_epoch']}" if training["best_score"] is not None else f"no finite {monitor}"
+        print(f"trained {label} in {fit_seconds:.1f} s (set-up {setup_seconds:.1f} s): stopped {training['stopped']} after {training['epochs']} epochs, {best_text} (MLflow run {run_id})")
+    return Finished(seed, run_id, training, parameters, resume.done)
