@@ -37,8 +37,11 @@ class Layout:
     def model_dir(self, experiment: str) -> Path:
         return self.root / "models" / experiment
 
-    def checkpoint(self, experiment: str) -> Path:
-        return self.model_dir(experiment) / "model.ckpt"
+    def seed_dir(self, experiment: str, seed: int) -> Path:
+        return self.model_dir(experiment) / f"seed-{seed}"
+
+    def checkpoint(self, experiment: str, seed: int) -> Path:
+        return self.seed_dir(experiment, seed) / "model.ckpt"
 
     def run_file(self, experiment: str) -> Path:
         return self.model_dir(experiment) / "run.json"
