@@ -189,7 +189,10 @@ class Evidence:
         if len(seeds) < MIN_SEEDS:
             out.append(f"`{experiment}` has {len(seeds)} seed{'s' if len(seeds) != 1 else ''} (needs ≥ {MIN_SEEDS})")
         if "seeds" in self.metrics[experiment]:
-            capped = [s for s, m in seeds.items() if not _finite(m.get("plateau")) or (m["plateau"] < 1 and not m.get("diverged"))]
+            unknown = [s for s, m in seeds.items() if not _finite(m.get("plateau"))]
+            capped = [s for s, m in seeds.items() if s not in unknown and m["plateau"] < 1 and not m.get("diverged")]
+            if unknown:
+                out.append(f"`{experiment}` seed {', '.join(unknown)} does not record whether it reached its plateau")
             if capped:
                 out.append(f"`{experiment}` seed {', '.join(capped)} stopped at the epoch cap, not on its plateau")
         return out

@@ -131,6 +131,8 @@ def test_fewer_than_three_seeds_or_a_seed_at_the_cap_is_not_enough_data():
     assert result.verdict == NOT_ENOUGH
     assert "`parity-long-lstm` seed 2 stopped at the epoch cap" in result.explanation
     assert "`parity-long-gru` has 2 seeds (needs ≥ 3)" in result.explanation
+    del metrics["parity-long-rnn"]["seeds"]["3"]["plateau"]  # how it stopped unknown: not enough either
+    assert "`parity-long-rnn` seed 3 does not record whether it reached its plateau" in verdict(1, metrics).explanation
     # a file without seeds (the old form) is one seed: not enough either
     assert verdict(4, {"parity-long-lstm": {"accuracy_longer": 0.95}, "parity-long-lstm-fb0": {"accuracy_longer": 0.6}}).verdict == NOT_ENOUGH
 
