@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
