@@ -1,36 +1,69 @@
 """The tutorial's ten claims (REFERENCE.md, last section), each judged on this project's own runs.
 
 A claim names the experiments it compares and carries a rule: a function of the ``Evidence``
-(every experiment's metrics, with the experiments that differ only by ``seed`` grouped) that
-returns a verdict and a one-line explanation. ``zoo compare`` writes the results to
-``reports/claims.md`` and ``reports/index.html``; nobody edits a verdict by hand.
+(every experiment's ``metrics/<experiment>.json``, whose ``seeds`` hold one value per training
+seed) that returns a ``Verdict``. ``zoo compare`` writes the results to ``reports/claims.md`` and
+``reports/index.html``; nobody edits a verdict by hand.
 
-Verdicts: ``supported``, ``not supported``, ``not enough data`` (an experiment or metric is
-missing; the explanation names it). Where an experiment has several seeds its number is the
-mean ± the standard deviation over seeds, and a difference no larger than the two spreads
-added is "within noise"; where there is one seed the spread is unknown, and the explanation
-says so. A difference also has to reach a fixed margin (the least that matters: 0.05 accuracy,
-0.02 bits per character, one mode) to count. The thresholds are part of each rule, next to
-the claim they judge.
+Verdicts:
+
+- ``supported`` / ``not supported``: the rule's test decided; ``not supported (within noise)``
+  when it failed only because the seeds did not separate the models.
+- ``not enough data``: a verdict needs every experiment it reads, each with at least
+  ``MIN_SEEDS`` seeds, every seed stopped on its plateau (a seed that ran into the epoch cap
+  was still improving; a seed that diverged is a result, not a gap), and a reference model that
+  meets its bar where the claim compares against it. The explanation names what is missing.
+- ``inconclusive: ceiling``: every compared model at the metric's maximum in every seed, so the
+  metric cannot show a difference (the task is too easy for the claim).
+
+The statistics, once: a number is the mean ± the standard deviation over seeds (n seeds).
+"A better than B" means the mean difference reaches the rule's margin (the least difference
+that matters) and Welch's t-test (``scipy.stats.ttest_ind(equal_var=False)``, one-sided, as the
+claims are directional) rejects "A no better than B" at 5 %. "A about as good as B"
+(non-inferiority) means the one-sided 95 % Welch confidence bound of A's deficit is below the
+margin, i.e. Welch's one-sided test rejects "A worse by the margin or more" at 5 %. Two sets of
+seeds with no spread at all differ exactly (p 0 or 1). Bars (chance, "succeeds") are met by the
+mean over seeds. Each rule's thresholds are written next to it and in its criterion.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 SUPPORTED, NOT_SUPPORTED, NOT_ENOUGH = "supported", "not supported", "not enough data"
+CEILING = "inconclusive: ceiling"
+# A claim of several parts takes the weakest part's verdict, in this order.
+_PRECEDENCE = (NOT_ENOUGH, NOT_SUPPORTED, CEILING, SUPPORTED)
+
+ALPHA = 0.05  # Welch's test: 5 %
+MIN_SEEDS = 3  # seeds a side that a verdict needs
 
 
-class Missing(Exception):
-    """Raised inside a rule when a number it needs is not there; becomes 'not enough data'."""
+class NotEnough(Exception):
+    """Raised inside a rule when what it needs is not there (or not usable); the message says
+    which experiment and why, and becomes the 'not enough data' explanation."""
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def per_seed(metrics: dict) -> dict[str, dict]:
+    """Seed -> that seed's metrics. A metrics file without ``seeds`` (a reference classifier, a
+    file from before seeds were trained together) is one seed, labelled "1"."""
+    seeds = metrics.get("seeds")
+    if isinstance(seeds, dict) and seeds:
+        return {str(s): m for s, m in seeds.items() if isinstance(m, dict)}
+    return {"1": metrics}
 
 
 @dataclass(frozen=True)
 class Stat:
-    """One metric of one experiment, over its seeds."""
+    """One metric of one experiment, one value per seed."""
 
     values: tuple[float, ...]
 
@@ -43,106 +76,195 @@ class Stat:
         return statistics.fmean(self.values)
 
     @property
-    def spread(self) -> Optional[float]:
+    def sd(self) -> Optional[float]:
         """Standard deviation over seeds; None with one seed (not measured)."""
         return statistics.stdev(self.values) if self.n > 1 else None
 
+    def text(self, fmt: Callable[[float], str] | None = None) -> str:
+        fmt = fmt or _fmt
+        return f"{fmt(self.mean)} ± {fmt(self.sd)}" if self.n > 1 else fmt(self.mean)
+
     def __str__(self) -> str:
-        text = _fmt(self.mean)
-        return f"{text} ± {_fmt(self.spread)} ({self.n} seeds)" if self.n > 1 else text
+        return f"{self.text()} (n = {self.n})"
 
 
 def _fmt(x: float) -> str:
     return f"{x:.0f}" if float(x).is_integer() and abs(x) >= 1 else f"{x:.3g}" if abs(x) < 100 else f"{x:.1f}"
 
 
+@dataclass(frozen=True)
+class Difference:
+    """Welch's comparison of ``a`` with ``b`` on one metric, signed so that ``gain`` > 0 means
+    ``a`` is better (higher, or lower where lower is better)."""
+
+    a: Stat
+    b: Stat
+    gain: float  # mean difference, in the better direction
+    p_better: float  # one-sided p of "a no better than b"
+    p_worse: float  # one-sided p of "a no worse than b"
+    low: float  # one-sided 95 % lower confidence bound of gain
+    high: float  # one-sided 95 % upper confidence bound of gain
+
+    @property
+    def p_two(self) -> float:
+        return min(1.0, 2 * min(self.p_better, self.p_worse))
+
+    @property
+    def within_noise(self) -> bool:
+        return self.p_two >= ALPHA
+
+    def beats(self, margin: float) -> bool:
+        """``a`` better: by at least ``margin`` on the means and beyond noise (one-sided Welch, 5 %)."""
+        return self.gain >= margin and self.p_better < ALPHA
+
+    def worse(self, margin: float) -> bool:
+        return -self.gain >= margin and self.p_worse < ALPHA
+
+    def not_worse(self, margin: float) -> bool:
+        """Non-inferiority: the one-sided 95 % confidence bound of ``a``'s deficit is under ``margin``."""
+        return self.low > -margin
+
+    def describe(self, margin: float, test: str = "better") -> str:
+        text = f"difference {self.gain:+.3g}"
+        if test == "better":
+            text += f", one-sided Welch p {_p(self.p_better)} ({'beyond' if self.p_better < ALPHA else 'within'} noise)"
+        elif test == "worse":
+            text += f", one-sided Welch p {_p(self.p_worse)} ({'beyond' if self.p_worse < ALPHA else 'within'} noise)"
+        else:  # non-inferiority
+            text += f", 95 % bound of the deficit {-self.low:.3g} ({'under' if self.low > -margin else 'not under'} the margin {margin:g})"
+        return text + (f", under the margin {margin:g}" if test != "not worse" and abs(self.gain) < margin else "")
+
+
+def _p(p: float) -> str:
+    return f"= {p:.2g}" if p >= 0.001 else "< 0.001"
+
+
+def welch(a: Stat, b: Stat, higher_is_better: bool = True) -> Difference:
+    """Welch's t-test of ``a`` against ``b`` (each at least two seeds)."""
+    import numpy as np
+    from scipy import stats
+
+    sign = 1.0 if higher_is_better else -1.0
+    x, y = sign * np.asarray(a.values, dtype=float), sign * np.asarray(b.values, dtype=float)
+    if len(x) < 2 or len(y) < 2:
+        raise NotEnough(f"Welch's test needs two seeds a side, has {len(x)} and {len(y)}")
+    gain = float(x.mean() - y.mean())
+    if x.var(ddof=1) + y.var(ddof=1) == 0:  # no spread on either side: the difference is exact
+        return Difference(a, b, gain, 0.0 if gain > 0 else 1.0, 0.0 if gain < 0 else 1.0, gain, gain)
+    with warnings.catch_warnings():  # nearly equal seeds: scipy warns of precision loss, the test stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        better = stats.ttest_ind(x, y, equal_var=False, alternative="greater")
+        worse = stats.ttest_ind(x, y, equal_var=False, alternative="less")
+    return Difference(
+        a, b, gain, float(better.pvalue), float(worse.pvalue),
+        float(better.confidence_interval(1 - ALPHA).low), float(worse.confidence_interval(1 - ALPHA).high),
+    )
+
+
+def at_ceiling(stats_: Iterable[Stat], top: float, tolerance: float = 0.0) -> bool:
+    """Every seed of every one within ``tolerance`` of the maximum ``top``."""
+    return all(v >= top - tolerance for s in stats_ for v in s.values)
+
+
 @dataclass
 class Evidence:
     """What the rules read: ``metrics[experiment]`` (the ``metrics/<experiment>.json`` dict, plus
     ``parameters`` from ``models/<experiment>/run.json``; ``reference-<dataset>`` for the image
-    datasets' reference classifiers) and ``seeds[experiment]``: the experiments that differ from
-    it only by ``seed`` (itself included). Every number a rule reads is recorded in ``read``."""
+    datasets' reference classifiers). Every number a rule reads is recorded in ``read``."""
 
     metrics: dict[str, dict]
-    seeds: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    read: list[tuple[tuple[str, ...], str, Stat]] = field(default_factory=list)
+    read: list[tuple[str, str, Stat]] = field(default_factory=list)
 
-    def stat(self, experiment: str, key: str) -> Stat:
-        names = self.seeds.get(experiment, (experiment,))
-        values, measured = [], []
-        for name in names:
-            value = self.metrics.get(name, {}).get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                values.append(float(value))
-                measured.append(name)
-        if not values:
-            if not any(name in self.metrics for name in names):
-                raise Missing(f"`{experiment}` has no metrics")
-            raise Missing(f"`{experiment}` has no finite `{key}`")
-        stat = Stat(tuple(values))
-        entry = (tuple(measured), key, stat)
+    def seeds(self, experiment: str) -> dict[str, dict]:
+        if experiment not in self.metrics:
+            raise NotEnough(f"`{experiment}` has no metrics")
+        return per_seed(self.metrics[experiment])
+
+    def problems(self, experiment: str) -> list[str]:
+        """Why ``experiment`` cannot carry a verdict: missing, too few seeds, a seed at the cap."""
+        if experiment not in self.metrics:
+            return [f"`{experiment}` has no metrics"]
+        seeds = self.seeds(experiment)
+        out = []
+        if len(seeds) < MIN_SEEDS:
+            out.append(f"`{experiment}` has {len(seeds)} seed{'s' if len(seeds) != 1 else ''} (needs ≥ {MIN_SEEDS})")
+        if "seeds" in self.metrics[experiment]:
+            unknown = [s for s, m in seeds.items() if not _finite(m.get("plateau"))]
+            capped = [s for s, m in seeds.items() if s not in unknown and m["plateau"] < 1 and not m.get("diverged")]
+            if unknown:
+                out.append(f"`{experiment}` seed {', '.join(unknown)} does not record whether it reached its plateau")
+            if capped:
+                out.append(f"`{experiment}` seed {', '.join(capped)} stopped at the epoch cap, not on its plateau")
+        return out
+
+    def require(self, *experiments: str) -> None:
+        """Raise ``NotEnough`` naming every experiment of ``experiments`` that cannot carry a verdict."""
+        problems = [p for e in experiments for p in self.problems(e)]
+        if problems:
+            raise NotEnough("; ".join(problems))
+
+    def stat(self, experiment: str, key: str, least: int = MIN_SEEDS) -> Stat:
+        """``key`` over the seeds where it is finite; at least ``least`` of them."""
+        if least >= MIN_SEEDS:
+            self.require(experiment)
+        seeds = self.seeds(experiment)
+        values = [float(m[key]) for m in seeds.values() if _finite(m.get(key))]
+        if len(values) < least:
+            diverged = [s for s, m in seeds.items() if m.get("diverged") and not _finite(m.get(key))]
+            why = f" (diverged: seed {', '.join(diverged)})" if diverged else ""
+            raise NotEnough(f"`{experiment}` has a finite `{key}` in {len(values)} of {len(seeds)} seeds{why}")
+        return self._record(experiment, key, Stat(tuple(values)))
+
+    def value(self, experiment: str, key: str) -> float:
+        """A top-level number that is no per-seed measurement: a parameter count, a reference
+        classifier's score."""
+        if experiment not in self.metrics:
+            raise NotEnough(f"`{experiment}` has no metrics")
+        value = self.metrics[experiment].get(key)
+        if not _finite(value):
+            raise NotEnough(f"`{experiment}` has no finite `{key}`")
+        self._record(experiment, key, Stat((float(value),)))
+        return float(value)
+
+    def _record(self, experiment: str, key: str, stat: Stat) -> Stat:
+        entry = (experiment, key, stat)
         if entry not in self.read:
             self.read.append(entry)
         return stat
 
-    def has(self, experiment: str, key: str) -> bool:
-        try:
-            self.stat(experiment, key)
-            return True
-        except Missing:
-            return False
-
 
 @dataclass(frozen=True)
-class Difference:
-    """``a`` against ``b`` on one metric: ``gain`` > 0 means ``a`` is better."""
-
-    a: Stat
-    b: Stat
-    gain: float
-    noise: Optional[float]  # the two spreads added; None when neither has several seeds
-
-    @property
-    def within_noise(self) -> bool:
-        return self.noise is not None and abs(self.gain) <= self.noise
-
-    def beats(self, margin: float) -> bool:
-        """``a`` clearly better: by at least ``margin`` (the least difference that matters) and,
-        where there are seeds, by more than the noise."""
-        return self.gain >= margin and (self.noise is None or self.gain > self.noise)
-
-    def worse(self, margin: float) -> bool:
-        return -self.gain >= margin and (self.noise is None or -self.gain > self.noise)
-
-    def describe(self, margin: float) -> str:
-        text = f"difference {self.gain:+.3g}"
-        if self.noise is None:
-            text += " (one seed: spread not measured)"
-        else:
-            text += f", {'within' if self.within_noise else 'beyond'} noise (±{self.noise:.3g} over seeds)"
-        return text + (f", under the margin {margin:g}" if abs(self.gain) < margin else "")
+class Verdict:
+    verdict: str
+    text: str
+    noisy: bool = False  # failed only because a test did not reach significance
 
 
-def compare(ev: Evidence, a: str, b: str, key: str, higher_is_better: bool = True) -> Difference:
-    sa, sb = ev.stat(a, key), ev.stat(b, key)
-    gain = (sa.mean - sb.mean) * (1 if higher_is_better else -1)
-    spreads = [s.spread for s in (sa, sb)]
-    known = [s for s in spreads if s is not None]
-    # one side with several seeds: assume the other side varies as much
-    noise = sum(s if s is not None else known[0] for s in spreads) if known else None
-    return Difference(sa, sb, gain, noise)
+def _part(name: str, rule: Callable[..., Verdict], *args) -> tuple[str, Verdict]:
+    try:
+        return name, rule(*args)
+    except NotEnough as missing:
+        return name, Verdict(NOT_ENOUGH, str(missing))
 
 
-Rule = Callable[[Evidence], tuple[str, str]]
+def _combine(parts: list[tuple[str, Verdict]]) -> Verdict:
+    """A claim of several parts holds when every part does: it takes the weakest part's verdict
+    (not enough data, then not supported, then inconclusive), and lists every part's."""
+    verdict = next(v for v in _PRECEDENCE if any(p.verdict == v for _, p in parts))
+    text = "; ".join(f"{name}: {p.verdict}, {p.text}" for name, p in parts)
+    return Verdict(verdict, text, any(p.noisy for _, p in parts if p.verdict == verdict))
+
+
+Rule = Callable[[Evidence], Verdict]
 
 
 @dataclass(frozen=True)
 class Claim:
     number: int
     text: str
-    experiments: tuple[str, ...]  # what it compares (a representative of each group of seeds)
+    experiments: tuple[str, ...]  # what it compares
     rule: Rule
-    criterion: str  # the rule in words, shown with the verdict
+    criterion: str  # the rule in words, with its test, margins and bars, shown with the verdict
 
 
 @dataclass(frozen=True)
@@ -150,238 +272,381 @@ class ClaimResult:
     claim: Claim
     verdict: str
     explanation: str
-    numbers: tuple[tuple[tuple[str, ...], str, Stat], ...]  # (experiments over seeds, metric, value) the rule read
-
-    @property
-    def within_noise(self) -> bool:
-        return "within noise" in self.explanation
-
-
-def _parts(results: list[tuple[str, Optional[bool], str]]) -> tuple[str, str]:
-    """Combine (part, holds or None when its data is missing, text): supported when every part
-    with data holds; not enough data when none has data."""
-    judged = [ok for _, ok, _ in results if ok is not None]
-    text = "; ".join(f"{name}: {text}" for name, _, text in results)
-    if not judged:
-        return NOT_ENOUGH, text
-    return (SUPPORTED if all(judged) else NOT_SUPPORTED), text
+    numbers: tuple[tuple[str, str, Stat], ...]  # (experiment, metric, value over seeds) the rule read
+    within_noise: bool = False
 
 
 # ------------------------------------------------------------------------------ the rules
 # Thresholds: accuracies on a 0..1 scale (parity chance = 0.5), bits per character, modes.
 
 CHANCE_PARITY = 0.5
-FAILS_BELOW = 0.6  # claim 1: "fails" = longer-string accuracy under 0.6 (chance 0.5)
-SUCCEEDS_FROM = 0.9  # claim 1: "succeeds" = at least 0.9
-ACC_MARGIN = 0.05  # one-seed margin for accuracy differences
-BPC_MARGIN = 0.02  # one-seed margin for bits per character
-DECADES = 2.0  # claim 2: "far faster" = at least 100x more decay over the sequence
+FAILS_BELOW = 0.6  # claim 1: "fails" = mean longer-string accuracy under 0.6 (chance 0.5)
+SUCCEEDS_FROM = 0.9  # claims 1, 5: "succeeds" = mean accuracy at least 0.9
+ACC_MARGIN = 0.05  # the least accuracy difference that matters
+BPC_MARGIN = 0.02  # the least bits-per-character difference that matters
+XML_BAR = 0.05  # claims 5, 6: the LSTM must beat the vanilla RNN on xml by this much (2.5 margins)
+ACC_CEILING = 0.01  # an accuracy within 0.01 of 1 is at the ceiling
+DECADES = 2.0  # claims 2 and 3: "far faster", "orders above" = at least 100x
+EPOCH_MARGIN = 1.0  # claim 4: the least difference in epochs to the target that matters
+MODE_MARGIN = 1.0  # one mode
+HQ_MARGIN = 5.0  # percentage points of high-quality samples
+KL_MARGIN = 0.05  # nats of reverse KL
+MODES = {"ring": 8, "grid": 25}  # REFERENCE.md's mixtures (tests/test_claims.py holds params.yaml to them)
 
 
-def claim1(ev: Evidence):
-    key = "accuracy_longer"
-    rnn = ev.stat("parity-long-rnn", key)
-    gated = {name: ev.stat(name, key) for name in ("parity-long-lstm", "parity-long-gru")}
+def claim1(ev: Evidence) -> Verdict:
+    key, rnn_name, gated_names = "accuracy_longer", "parity-long-rnn", ("parity-long-lstm", "parity-long-gru")
+    ev.require(rnn_name, *gated_names)
+    rnn = ev.stat(rnn_name, key)
+    gated = {name: ev.stat(name, key) for name in gated_names}
+    if at_ceiling([rnn, *gated.values()], 1.0, ACC_CEILING):
+        return Verdict(CEILING, f"RNN {rnn}, LSTM and GRU at 1 too: these lengths do not need long context")
     fails = rnn.mean < FAILS_BELOW
-    succeed = {n: s.mean >= SUCCEEDS_FROM for n, s in gated.items()}
-    text = f"RNN {rnn} ({'fails' if fails else 'does not fail'}); " + ", ".join(
-        f"{n.removeprefix('parity-long-').upper()} {s} ({'succeeds' if succeed[n] else 'does not succeed'})" for n, s in gated.items()
+    diffs = {name: welch(gated[name], rnn) for name in gated_names}
+    succeed = {name: gated[name].mean >= SUCCEEDS_FROM and diffs[name].beats(ACC_MARGIN) for name in gated_names}
+    text = f"RNN {rnn} ({'fails' if fails else 'does not fail'}); " + "; ".join(
+        f"{n.removeprefix('parity-long-').upper()} {gated[n]} ({'succeeds' if succeed[n] else 'does not succeed'}), "
+        f"against the RNN {diffs[n].describe(ACC_MARGIN)}"
+        for n in gated_names
     )
-    return (SUPPORTED if fails and all(succeed.values()) else NOT_SUPPORTED), text
+    ok = fails and all(succeed.values())
+    noisy = not ok and fails and all(gated[n].mean >= SUCCEEDS_FROM for n in gated_names)
+    return Verdict(SUPPORTED if ok else NOT_SUPPORTED, text, noisy)
 
 
-def claim2(ev: Evidence):
+def claim2(ev: Evidence) -> Verdict:
     # grad_log10_decay = log10(‖∂C_T/∂h_1‖ / ‖∂C_T/∂h_T‖) (pipeline.diagnostics): more negative = vanished more.
-    d = compare(ev, "parity-long-lstm", "parity-long-rnn", "grad_log10_decay")
-    text = f"log10 decay over the sequence: RNN {d.b}, LSTM {d.a}; the RNN's gradient shrinks {d.gain:.1f} decades more"
-    if d.noise is not None and d.within_noise:
-        return NOT_SUPPORTED, text + f", within noise (±{d.noise:.2g})"
-    return (SUPPORTED if d.gain >= DECADES else NOT_SUPPORTED), text + f" (needs ≥ {DECADES:g})"
+    ev.require("parity-long-rnn", "parity-long-lstm")
+    d = welch(ev.stat("parity-long-lstm", "grad_log10_decay"), ev.stat("parity-long-rnn", "grad_log10_decay"))
+    text = f"log10 decay over the sequence: RNN {d.b}, LSTM {d.a}; the RNN's gradient shrinks {d.gain:.1f} decades more, {d.describe(DECADES)}"
+    return Verdict(SUPPORTED if d.beats(DECADES) else NOT_SUPPORTED, text, d.gain >= DECADES and not d.beats(DECADES))
 
 
-def claim3(ev: Evidence):
-    key = "accuracy_train_lengths"
-    clipped = ev.stat("parity-rnn-biginit-clip", key)
-    if "parity-rnn-biginit" in ev.metrics and not ev.has("parity-rnn-biginit", key):
-        ok = clipped.mean >= CHANCE_PARITY + ACC_MARGIN
-        return (SUPPORTED if ok else NOT_SUPPORTED), f"without clipping `{key}` is not finite (diverged); with clipping {clipped}"
-    d = compare(ev, "parity-rnn-biginit-clip", "parity-rnn-biginit", key)
-    ok = d.beats(ACC_MARGIN) and clipped.mean >= CHANCE_PARITY + ACC_MARGIN
-    return (SUPPORTED if ok else NOT_SUPPORTED), f"accuracy on training lengths with clipping {d.a}, without {d.b}: {d.describe(ACC_MARGIN)}"
+def claim3(ev: Evidence) -> Verdict:
+    key, plain, clip = "accuracy_train_lengths", "parity-rnn-biginit", "parity-rnn-biginit-clip"
+    ev.require(plain, clip)
+    div_plain, div_clip = ev.stat(plain, "diverged"), ev.stat(clip, "diverged")
+    n_div = sum(v >= 1 for v in div_plain.values)
+    majority = n_div > div_plain.n / 2
+    ratio = None
+    try:
+        ratio = math.log10(ev.stat(plain, "grad_norm_max", least=1).mean / ev.stat(clip, "grad_norm_max").mean)
+    except (NotEnough, ValueError, ZeroDivisionError):
+        pass
+    explodes = majority or (ratio is not None and ratio >= DECADES)
+    exploded = f"without clipping diverged in {n_div} of {div_plain.n} seeds" + (
+        f", largest gradient norm {ratio:+.1f} decades against the clipped run's" if ratio is not None else ""
+    )
+    if not explodes:
+        raise NotEnough(f"the vanilla RNN without clipping did not explode ({exploded}): this setting does not test the claim")
+    clip_diverged = sum(v >= 1 for v in div_clip.values)
+    text = f"{exploded}; with clipping diverged in {clip_diverged} of {div_clip.n} seeds"
+    if clip_diverged:
+        return Verdict(NOT_SUPPORTED, text)
+    clipped = ev.stat(clip, key)
+    clip_ok = clipped.mean >= CHANCE_PARITY + ACC_MARGIN
+    text += f", accuracy on training lengths {clipped}"
+    if majority:
+        plain_worse = True
+    else:
+        d = welch(clipped, ev.stat(plain, key, least=2))
+        plain_worse = d.beats(ACC_MARGIN)
+        text += f"; against without clipping {d.b}: {d.describe(ACC_MARGIN)}"
+    ok = clip_ok and plain_worse
+    return Verdict(SUPPORTED if ok else NOT_SUPPORTED, text, clip_ok and not plain_worse)
 
 
-def claim4(ev: Evidence):
-    d = compare(ev, "parity-long-lstm", "parity-long-lstm-fb0", "accuracy_longer")
-    text = f"accuracy beyond the training lengths, forget bias 1: {d.a}, 0: {d.b}; {d.describe(ACC_MARGIN)}"
-    return (SUPPORTED if d.beats(ACC_MARGIN) else NOT_SUPPORTED), text
+def _epochs_to_target(ev: Evidence, experiment: str) -> tuple[Stat, int]:
+    """Epochs each seed took to reach the training target; a seed that never reached it counts
+    its epochs + 1 (a lower bound). Returns the values and how many seeds reached it."""
+    values, reached = [], 0
+    for s, m in ev.seeds(experiment).items():
+        if _finite(m.get("epochs_to_target")):
+            values.append(float(m["epochs_to_target"]))
+            reached += 1
+        elif _finite(m.get("epochs")):
+            values.append(float(m["epochs"]) + 1)
+        else:
+            raise NotEnough(f"`{experiment}` seed {s} records neither `epochs_to_target` nor `epochs`")
+    return ev._record(experiment, "epochs_to_target", Stat(tuple(values))), reached
 
 
-def claim5(ev: Evidence):
-    parts = []
-    for task, gru, lstm, key, higher, margin in (
-        ("parity", "parity-long-gru", "parity-long-lstm", "accuracy_longer", True, ACC_MARGIN),
-        ("xml", "xml-gru", "xml-lstm", "test_bpc", False, BPC_MARGIN),
-    ):
-        try:
-            d = compare(ev, gru, lstm, key, higher)
-            pg, pl = ev.stat(gru, "parameters").mean, ev.stat(lstm, "parameters").mean
-        except Missing as missing:
-            parts.append((task, None, str(missing)))
-            continue
-        as_good = not d.worse(margin)
-        parts.append((task, as_good and pg < pl, f"`{key}` GRU {d.a} vs LSTM {d.b}, {d.describe(margin)}; {pg:,.0f} vs {pl:,.0f} parameters"))
-    return _parts(parts)
+def claim4(ev: Evidence) -> Verdict:
+    fb1, fb0 = "parity-long-lstm", "parity-long-lstm-fb0"
+    ev.require(fb1, fb0)
+    a1, a0 = ev.stat(fb1, "accuracy_longer"), ev.stat(fb0, "accuracy_longer")
+    acc = welch(a1, a0)
+    ceiling = at_ceiling([a1, a0], 1.0, ACC_CEILING)
+    acc_shows, acc_against = not ceiling and acc.beats(ACC_MARGIN), acc.worse(ACC_MARGIN)
+    (e1, r1), (e0, r0) = _epochs_to_target(ev, fb1), _epochs_to_target(ev, fb0)
+    speed = welch(e1, e0, higher_is_better=False)
+    # A side that missed the target in some seed counts with a lower bound, which can only
+    # help it: so it may show the effect only when it reached the target in every seed.
+    speed_shows = r1 == e1.n and speed.beats(EPOCH_MARGIN)
+    speed_against = r0 == e0.n and speed.worse(EPOCH_MARGIN)
+    text = (
+        f"accuracy beyond the training lengths, forget bias 1: {a1}, 0: {a0}; "
+        + (f"both at the ceiling" if ceiling else acc.describe(ACC_MARGIN))
+        + f"; epochs to the target, bias 1: {e1} ({r1} of {e1.n} seeds reached it), 0: {e0} ({r0} of {e0.n}); "
+        + (f"neither reached it" if r1 == r0 == 0 else speed.describe(EPOCH_MARGIN))
+    )
+    if acc_against or speed_against:
+        return Verdict(NOT_SUPPORTED, text + f"; {'accuracy' if acc_against else 'speed'} contradicts the claim")
+    if acc_shows or speed_shows:
+        shown = " and ".join(w for w, s in (("accuracy", acc_shows), ("speed", speed_shows)) if s)
+        return Verdict(SUPPORTED, text + f"; shown by {shown}, not contradicted by the other")
+    if ceiling:
+        return Verdict(CEILING, text + "; speed does not separate them either")
+    return Verdict(NOT_SUPPORTED, text, noisy=True)
+
+
+def _gru_as_good(ev: Evidence, gru: str, lstm: str, key: str, higher: bool, margin: float, bar) -> Verdict:
+    ev.require(gru, lstm)
+    g, l = ev.stat(gru, key), ev.stat(lstm, key)
+    bar(l)  # the reference must succeed first: as good as a failure says nothing
+    if higher and at_ceiling([g, l], 1.0, ACC_CEILING):
+        return Verdict(CEILING, f"`{key}` GRU {g}, LSTM {l}")
+    d = welch(g, l, higher)
+    pg, pl = ev.value(gru, "parameters"), ev.value(lstm, "parameters")
+    ok = d.not_worse(margin) and pg < pl
+    text = f"`{key}` GRU {g} vs LSTM {l}, {d.describe(margin, 'not worse')}; {pg:,.0f} vs {pl:,.0f} parameters"
+    return Verdict(SUPPORTED if ok else NOT_SUPPORTED, text, pg < pl and not d.worse(margin) and not ok)
+
+
+def _parity_bar(lstm: Stat) -> None:
+    if lstm.mean < SUCCEEDS_FROM:
+        raise NotEnough(f"the reference `parity-long-lstm` fails its bar: `accuracy_longer` {lstm} < {SUCCEEDS_FROM:g}")
+
+
+def _xml_bar(ev: Evidence, lstm_name: str) -> Callable[[Stat], None]:
+    def bar(lstm: Stat) -> None:
+        ev.require("xml-rnn")
+        d = welch(lstm, ev.stat("xml-rnn", "test_bpc"), higher_is_better=False)
+        if not d.beats(XML_BAR):
+            raise NotEnough(f"the reference `{lstm_name}` fails its bar: `test_bpc` {lstm} not below the vanilla RNN's {d.b} by {XML_BAR:g} ({d.describe(XML_BAR)})")
+    return bar
+
+
+def claim5(ev: Evidence) -> Verdict:
+    return _combine([
+        _part("parity", _gru_as_good, ev, "parity-long-gru", "parity-long-lstm", "accuracy_longer", True, ACC_MARGIN, _parity_bar),
+        _part("xml", _gru_as_good, ev, "xml-gru", "xml-lstm", "test_bpc", False, BPC_MARGIN, _xml_bar(ev, "xml-lstm")),
+    ])
 
 
 GREFF_VANILLA = "xml-lstm-peephole"
 GREFF_VARIANTS = ("nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr")
+GREFF_NAMES = tuple(f"xml-lstm-{v}" for v in GREFF_VARIANTS)
 
 
-def claim6(ev: Evidence):
-    key = "test_bpc"
-    vanilla = ev.stat(GREFF_VANILLA, key)
-    variants = {v: ev.stat(f"xml-lstm-{v}", key) for v in GREFF_VARIANTS}
-    cost = {v: compare(ev, GREFF_VANILLA, f"xml-lstm-{v}", key, higher_is_better=False) for v in GREFF_VARIANTS}  # gain > 0: vanilla better
-    beat = [v for v, d in cost.items() if d.worse(BPC_MARGIN)]
-    worst_two = sorted(variants, key=lambda v: variants[v].mean, reverse=True)[:2]
-    cheap = {v: not cost[v].beats(BPC_MARGIN) for v in ("cifg", "np")}
-    ok = not beat and set(worst_two) == {"nfg", "noaf"} and all(cheap.values())
-    parts = [
-        f"vanilla {vanilla} bits/char",
-        f"clearly better than vanilla: {', '.join(v.upper() for v in beat) or 'none'}",
-        f"the two worst: {', '.join(f'{v.upper()} {variants[v]}' for v in worst_two)} (claim: NFG, NOAF)",
-        *(f"{v.upper()} costs {cost[v].describe(BPC_MARGIN)}" for v in cheap),
-    ]
-    return (SUPPORTED if ok else NOT_SUPPORTED), "; ".join(parts)
+def _none_beats(ev: Evidence) -> Verdict:
+    ev.require(GREFF_VANILLA, *GREFF_NAMES)
+    vanilla = ev.stat(GREFF_VANILLA, "test_bpc")
+    diffs = {v: welch(ev.stat(f"xml-lstm-{v}", "test_bpc"), vanilla, higher_is_better=False) for v in GREFF_VARIANTS}
+    beat = [v for v, d in diffs.items() if d.beats(BPC_MARGIN)]
+    text = f"vanilla {vanilla} bits/char; clearly better: {', '.join(v.upper() for v in beat) or 'none'}"
+    return Verdict(NOT_SUPPORTED if beat else SUPPORTED, text)
+
+
+def _worst_two(ev: Evidence) -> Verdict:
+    ev.require(GREFF_VANILLA, *GREFF_NAMES)
+    stats_ = {v: ev.stat(f"xml-lstm-{v}", "test_bpc") for v in GREFF_VARIANTS}
+    order = sorted(stats_, key=lambda v: stats_[v].mean, reverse=True)
+    worst, third = order[:2], order[2]
+    apart = {v: welch(stats_[third], stats_[v], higher_is_better=False) for v in worst}
+    separated = all(d.beats(BPC_MARGIN) for d in apart.values())
+    ok = set(worst) == {"nfg", "noaf"} and separated
+    text = f"the two worst: {', '.join(f'{v.upper()} {stats_[v]}' for v in worst)}; against the third, {third.upper()} {stats_[third]}: " + ", ".join(
+        f"{v.upper()} {apart[v].describe(BPC_MARGIN)}" for v in worst
+    )
+    return Verdict(SUPPORTED if ok else NOT_SUPPORTED, text, set(worst) == {"nfg", "noaf"} and not separated)
+
+
+def _cheap(ev: Evidence) -> Verdict:
+    names = [f"xml-lstm-{v}" for v in ("cifg", "np")]
+    ev.require(GREFF_VANILLA, *names)
+    vanilla = ev.stat(GREFF_VANILLA, "test_bpc")
+    _xml_bar(ev, GREFF_VANILLA)(vanilla)
+    diffs = {n: welch(ev.stat(n, "test_bpc"), vanilla, higher_is_better=False) for n in names}
+    ok = all(d.not_worse(BPC_MARGIN) for d in diffs.values())
+    text = "; ".join(f"{n.removeprefix('xml-lstm-').upper()} {d.a} {d.describe(BPC_MARGIN, 'not worse')}" for n, d in diffs.items())
+    return Verdict(SUPPORTED if ok else NOT_SUPPORTED, text, not ok and not any(d.worse(BPC_MARGIN) for d in diffs.values()))
+
+
+def claim6(ev: Evidence) -> Verdict:
+    return _combine([
+        _part("none beats vanilla", _none_beats, ev),
+        _part("NFG and NOAF worst", _worst_two, ev),
+        _part("CIFG and NP cost little", _cheap, ev),
+    ])
 
 
 DATES_PLAIN = "dates-seq2seq"
 DATES_ATTENTION = ("dates-seq2seq-bahdanau", "dates-seq2seq-luong", "dates-transformer")
 
 
-def claim7(ev: Evidence):
-    parts = []
-    for model in DATES_ATTENTION:
-        try:
-            overall = compare(ev, model, DATES_PLAIN, "exact_match")
-            long = compare(ev, model, DATES_PLAIN, "exact_match_long")
-        except Missing as missing:
-            parts.append((model, None, str(missing)))
-            continue
-        ok = overall.beats(ACC_MARGIN) and long.gain > overall.gain
-        parts.append((model, ok, f"exact match {overall.a} vs plain {overall.b}, {overall.describe(ACC_MARGIN)}; on long inputs the gain is {long.gain:+.3g} ({'larger' if long.gain > overall.gain else 'not larger'})"))
-    return _parts(parts)
+def _long_penalty(ev: Evidence, experiment: str) -> Stat:
+    """Per seed: exact match on long inputs minus overall (both from the same model)."""
+    values = [
+        float(m["exact_match_long"]) - float(m["exact_match"])
+        for m in ev.seeds(experiment).values()
+        if _finite(m.get("exact_match_long")) and _finite(m.get("exact_match"))
+    ]
+    if len(values) < MIN_SEEDS:
+        raise NotEnough(f"`{experiment}` has both exact matches in {len(values)} seeds (needs ≥ {MIN_SEEDS})")
+    return ev._record(experiment, "exact_match_long - exact_match", Stat(tuple(values)))
 
 
-MODE_MARGIN = 1.0  # one mode
-HQ_MARGIN = 5.0  # percentage points of high-quality samples
+def _attention_beats(ev: Evidence, model: str) -> Verdict:
+    ev.require(model, DATES_PLAIN)
+    a, p = ev.stat(model, "exact_match"), ev.stat(DATES_PLAIN, "exact_match")
+    al, pl = ev.stat(model, "exact_match_long"), ev.stat(DATES_PLAIN, "exact_match_long")
+    if at_ceiling([a, p, al, pl], 1.0, ACC_CEILING):
+        return Verdict(CEILING, f"exact match {a} vs plain {p}")
+    overall = welch(a, p)
+    # the long inputs' extra gain = the difference of (long - overall) per seed, model against plain
+    extra = welch(_long_penalty(ev, model), _long_penalty(ev, DATES_PLAIN))
+    ok = overall.beats(ACC_MARGIN) and extra.beats(ACC_MARGIN)
+    text = f"exact match {a} vs plain {p}, {overall.describe(ACC_MARGIN)}; on long inputs {al} vs {pl}, the gain exceeds the overall one by {extra.describe(ACC_MARGIN)}"
+    noisy = not ok and overall.gain >= ACC_MARGIN and extra.gain >= ACC_MARGIN
+    return Verdict(SUPPORTED if ok else NOT_SUPPORTED, text, noisy)
 
 
-def claim8(ev: Evidence):
-    parts = []
-    for dataset in ("ring", "grid"):
-        try:
-            hq = compare(ev, f"{dataset}-gan", f"{dataset}-gan-minimax", "high_quality_pct")
-            modes = compare(ev, f"{dataset}-gan", f"{dataset}-gan-minimax", "modes_covered")
-        except Missing as missing:
-            parts.append((dataset, None, str(missing)))
-            continue
-        ok = hq.beats(HQ_MARGIN) and not modes.worse(MODE_MARGIN)
-        parts.append((dataset, ok, f"% high quality non-saturating {hq.a} vs minimax {hq.b}, {hq.describe(HQ_MARGIN)}; modes {modes.a} vs {modes.b}"))
-    return _parts(parts)
+def claim7(ev: Evidence) -> Verdict:
+    return _combine([_part(model, _attention_beats, ev, model) for model in DATES_ATTENTION])
 
 
-def claim9(ev: Evidence):
-    parts = []
-    for dataset in ("ring", "grid"):
-        for model in ("gan-mbd", "wgan-gp"):
-            name = f"{dataset}-{model}"
-            try:
-                modes = compare(ev, name, f"{dataset}-gan", "modes_covered")
-                kl = compare(ev, name, f"{dataset}-gan", "reverse_kl", higher_is_better=False)
-            except Missing as missing:
-                parts.append((name, None, str(missing)))
-                continue
-            parts.append((name, modes.beats(MODE_MARGIN), f"modes {modes.a} vs plain {modes.b}, {modes.describe(MODE_MARGIN)}; reverse KL {kl.a} vs {kl.b}"))
-    return _parts(parts)
+def _ns_beats_minimax(ev: Evidence, dataset: str) -> Verdict:
+    ns, mm = f"{dataset}-gan", f"{dataset}-gan-minimax"
+    ev.require(ns, mm)
+    hq_ns, hq_mm = ev.stat(ns, "high_quality_pct"), ev.stat(mm, "high_quality_pct")
+    m_ns, m_mm = ev.stat(ns, "modes_covered"), ev.stat(mm, "modes_covered")
+    if at_ceiling([hq_ns, hq_mm], 100.0, 100 * ACC_CEILING) and at_ceiling([m_ns, m_mm], MODES[dataset]):
+        return Verdict(CEILING, f"% high quality {hq_ns} vs {hq_mm}, all {MODES[dataset]} modes in every seed")
+    hq, modes = welch(hq_ns, hq_mm), welch(m_ns, m_mm)
+    ok = hq.beats(HQ_MARGIN) and not modes.worse(MODE_MARGIN)
+    text = f"% high quality non-saturating {hq_ns} vs minimax {hq_mm}, {hq.describe(HQ_MARGIN)}; modes {m_ns} vs {m_mm}, {modes.describe(MODE_MARGIN, 'worse')}"
+    return Verdict(SUPPORTED if ok else NOT_SUPPORTED, text, not ok and hq.gain >= HQ_MARGIN and not modes.worse(MODE_MARGIN))
+
+
+def claim8(ev: Evidence) -> Verdict:
+    return _combine([_part(dataset, _ns_beats_minimax, ev, dataset) for dataset in MODES])
+
+
+def _covers_more(ev: Evidence, dataset: str, model: str) -> Verdict:
+    name, plain = f"{dataset}-{model}", f"{dataset}-gan"
+    ev.require(name, plain)
+    m, p = ev.stat(name, "modes_covered"), ev.stat(plain, "modes_covered")
+    top = MODES[dataset]
+    if at_ceiling([p], top):
+        if not at_ceiling([m], top):
+            return Verdict(NOT_SUPPORTED, f"the plain GAN covers all {top} modes in every seed, {name} {m}")
+        # Both cover every mode: the secondary, how evenly (reverse KL to uniform over the modes).
+        kl = welch(ev.stat(name, "reverse_kl"), ev.stat(plain, "reverse_kl"), higher_is_better=False)
+        text = f"both cover all {top} modes in every seed (ceiling); secondary, reverse KL {kl.a} vs {kl.b}, {kl.describe(KL_MARGIN)}"
+        if kl.beats(KL_MARGIN):
+            return Verdict(SUPPORTED, text)
+        return Verdict(NOT_SUPPORTED if kl.worse(KL_MARGIN) else CEILING, text)
+    d = welch(m, p)
+    ok = d.beats(MODE_MARGIN)
+    return Verdict(SUPPORTED if ok else NOT_SUPPORTED, f"modes {m} vs plain {p}, {d.describe(MODE_MARGIN)}", not ok and d.gain >= MODE_MARGIN)
+
+
+def claim9(ev: Evidence) -> Verdict:
+    return _combine([_part(f"{d}-{m}", _covers_more, ev, d, m) for d in MODES for m in ("gan-mbd", "wgan-gp")])
 
 
 CLASS_CHANCE = 0.1  # the image datasets here (digits, MNIST, CIFAR-10) have ten classes
 
 
-def claim10(ev: Evidence):
+def _asked_class(ev: Evidence, name: str) -> Verdict:
     # The sanity row: the reference classifier on held-out real images is the best a generator can score.
-    real = ev.stat("reference-digits", "class_accuracy")
-    bar = CLASS_CHANCE + 0.5 * (real.mean - CLASS_CHANCE)
-    parts = []
-    for name in ("digits-cgan", "digits-acgan"):
-        try:
-            s = ev.stat(name, "class_accuracy")
-        except Missing as missing:
-            parts.append((name, None, str(missing)))
-            continue
-        parts.append((name, s.mean >= bar, f"requested class {s} (chance {CLASS_CHANCE:g}, real images {real}, bar {bar:.3f})"))
-    return _parts(parts)
+    ev.require(name)
+    real = ev.value("reference-digits", "class_accuracy")
+    bar = CLASS_CHANCE + 0.5 * (real - CLASS_CHANCE)
+    s = ev.stat(name, "class_accuracy")
+    return Verdict(SUPPORTED if s.mean >= bar else NOT_SUPPORTED, f"requested class {s} (chance {CLASS_CHANCE:g}, real images {real:.3g}, bar {bar:.3f})")
 
 
+def claim10(ev: Evidence) -> Verdict:
+    return _combine([_part(name, _asked_class, ev, name) for name in ("digits-cgan", "digits-acgan")])
+
+
+_WELCH = "one-sided Welch, 5 %"
 CLAIMS = (
     Claim(1, "Vanilla RNNs fail where long context is needed and LSTM/GRU succeed (parity at long lengths).",
           ("parity-long-rnn", "parity-long-lstm", "parity-long-gru"), claim1,
-          f"`accuracy_longer`: RNN < {FAILS_BELOW:g} and LSTM and GRU ≥ {SUCCEEDS_FROM:g}"),
+          f"`accuracy_longer`: RNN mean < {FAILS_BELOW:g}; LSTM and GRU means ≥ {SUCCEEDS_FROM:g}, each better than the RNN "
+          f"by ≥ {ACC_MARGIN:g} ({_WELCH}); all three within {ACC_CEILING:g} of 1 in every seed: ceiling"),
     Claim(2, "The gradient ∂C_t/∂h_1 vanishes with distance for a vanilla RNN far faster than for an LSTM.",
           ("parity-long-rnn", "parity-long-lstm"), claim2,
-          f"`grad_log10_decay` of the trained RNN at least {DECADES:g} decades below the LSTM's"),
+          f"`grad_log10_decay` of the trained RNN at least {DECADES:g} decades below the LSTM's ({_WELCH})"),
     Claim(3, "Gradient clipping keeps an exploding vanilla RNN trainable.",
           ("parity-rnn-biginit", "parity-rnn-biginit-clip"), claim3,
-          f"`accuracy_train_lengths` with clipping above chance + {ACC_MARGIN:g} and better than without (or without diverged)"),
+          f"the unclipped RNN explodes (diverged in a majority of seeds, or its `grad_norm_max` ≥ {10 ** DECADES:g}x the "
+          f"clipped one's; else not enough data); holds when the clipped run diverged in no seed, its `accuracy_train_lengths` "
+          f"mean ≥ chance + {ACC_MARGIN:g}, and the unclipped one diverged in a majority of seeds or the clipped one is "
+          f"better by ≥ {ACC_MARGIN:g} ({_WELCH})"),
     Claim(4, "A forget-gate bias of 1 helps the LSTM on long-range tasks.",
           ("parity-long-lstm", "parity-long-lstm-fb0"), claim4,
-          f"`accuracy_longer` with bias 1 better than with 0 by ≥ {ACC_MARGIN:g} and beyond noise"),
+          f"bias 1 against 0 on `accuracy_longer` (better by ≥ {ACC_MARGIN:g}, {_WELCH}) and on `epochs_to_target` (fewer by ≥ "
+          f"{EPOCH_MARGIN:g}, {_WELCH}; a seed that never reached the target counts its epochs + 1 and "
+          f"its side cannot show the effect): supported when either shows it and neither shows the opposite; accuracy at "
+          f"the ceiling and no speed difference: ceiling"),
     Claim(5, "The GRU, with fewer parameters, is about as good as the LSTM.",
-          ("parity-long-gru", "parity-long-lstm", "xml-gru", "xml-lstm"), claim5,
-          f"fewer parameters, and not worse than the LSTM by both the noise and the margin ({ACC_MARGIN:g} accuracy, {BPC_MARGIN:g} bits/char)"),
+          ("parity-long-gru", "parity-long-lstm", "xml-gru", "xml-lstm", "xml-rnn"), claim5,
+          f"first the LSTM must succeed (parity: `accuracy_longer` mean ≥ {SUCCEEDS_FROM:g}; xml: `test_bpc` below "
+          f"`xml-rnn`'s by ≥ {XML_BAR:g}, {_WELCH}), else not enough data; then, on each task, fewer parameters and not worse: the "
+          f"one-sided 95 % Welch bound of the GRU's deficit under {ACC_MARGIN:g} accuracy / {BPC_MARGIN:g} bits/char"),
     Claim(6, "Of Greff's variants, none clearly beats the vanilla LSTM; NFG and NOAF hurt the most; CIFG and NP cost little.",
-          (GREFF_VANILLA, *(f"xml-lstm-{v}" for v in GREFF_VARIANTS)), claim6,
-          f"`test_bpc`: no variant better than vanilla by ≥ {BPC_MARGIN:g}; NFG and NOAF the two worst; CIFG and NP within {BPC_MARGIN:g} of vanilla"),
+          (GREFF_VANILLA, *GREFF_NAMES, "xml-rnn"), claim6,
+          f"`test_bpc`: no variant better than vanilla by ≥ {BPC_MARGIN:g} ({_WELCH}); NFG and NOAF the two worst means, each "
+          f"worse than the third worst by ≥ {BPC_MARGIN:g} ({_WELCH}); CIFG and NP not worse than vanilla (one-sided "
+          f"95 % Welch bound of the deficit under {BPC_MARGIN:g}), once vanilla beats `xml-rnn` by ≥ {XML_BAR:g}"),
     Claim(7, "Attention beats the plain encoder–decoder, more so for long inputs.",
           (DATES_PLAIN, *DATES_ATTENTION), claim7,
-          f"each attention model: `exact_match` above the plain model's by ≥ {ACC_MARGIN:g} and beyond noise, and a larger gain on `exact_match_long`"),
+          f"each attention model: `exact_match` better than the plain model's by ≥ {ACC_MARGIN:g} ({_WELCH}), and its per-seed "
+          f"`exact_match_long` − `exact_match` above the plain model's by ≥ {ACC_MARGIN:g} ({_WELCH}): "
+          f"the gain on long inputs exceeds the overall gain"),
     Claim(8, "The non-saturating generator loss trains where the minimax loss stalls.",
           ("ring-gan", "ring-gan-minimax", "grid-gan", "grid-gan-minimax"), claim8,
-          f"`high_quality_pct` of non-saturating above minimax by ≥ {HQ_MARGIN:g} points and beyond noise, `modes_covered` not worse, on each mixture"),
+          f"on each mixture, `high_quality_pct` of non-saturating above minimax by ≥ {HQ_MARGIN:g} points ({_WELCH}), and "
+          f"`modes_covered` not worse by ≥ {MODE_MARGIN:g} ({_WELCH}); every seed within {100 * ACC_CEILING:g} point of 100 % and at all modes: ceiling"),
     Claim(9, "Minibatch discrimination and WGAN-GP cover more modes than the plain GAN.",
           ("ring-gan", "ring-gan-mbd", "ring-wgan-gp", "grid-gan", "grid-gan-mbd", "grid-wgan-gp"), claim9,
-          f"`modes_covered` above the plain GAN's by ≥ {MODE_MARGIN:g} and beyond noise, on each mixture"),
+          f"on each mixture, `modes_covered` above the plain GAN's by ≥ {MODE_MARGIN:g} ({_WELCH}); where the plain GAN covers "
+          f"every mode in every seed (ceiling), the secondary: `reverse_kl` lower by ≥ {KL_MARGIN:g} ({_WELCH}), else "
+          f"ceiling"),
     Claim(10, "A conditional GAN produces the class it is asked for.",
           ("digits-cgan", "digits-acgan", "reference-digits"), claim10,
-          f"`class_accuracy` at least halfway from chance ({CLASS_CHANCE:g}) to the real held-out images' score"),
+          f"`class_accuracy` mean at least halfway from chance ({CLASS_CHANCE:g}) to the reference classifier's on real held-out images"),
 )
 
 
-def seed_groups(config) -> dict[str, tuple[str, ...]]:
-    """Experiment -> the experiments of ``params.yaml`` equal to it in everything but ``seed``."""
-
-    def signature(exp):
-        common = exp.common.model_dump(exclude={"seed"})
-        return repr((common, exp.settings.model_dump(), exp.trainer.model_dump()))
-
-    by_signature: dict[str, list[str]] = {}
-    for name, exp in config.experiments.items():
-        by_signature.setdefault(signature(exp), []).append(name)
-    return {name: tuple(names) for names in by_signature.values() for name in names}
-
-
-def judge(metrics: dict[str, dict], seeds: dict[str, tuple[str, ...]] | None = None, claims=CLAIMS) -> list[ClaimResult]:
+def judge(metrics: dict[str, dict], claims=CLAIMS) -> list[ClaimResult]:
     """Every claim's verdict on ``metrics`` (experiment -> metrics dict)."""
     results = []
     for claim in claims:
-        ev = Evidence(metrics, seeds or {})
+        ev = Evidence(metrics)
         try:
-            verdict, explanation = claim.rule(ev)
-        except Missing as missing:
-            verdict, explanation = NOT_ENOUGH, f"missing: {missing}"
-        results.append(ClaimResult(claim, verdict, explanation, tuple(ev.read)))
+            v = claim.rule(ev)
+        except NotEnough as missing:
+            v = Verdict(NOT_ENOUGH, str(missing))
+        results.append(ClaimResult(claim, v.verdict, v.text, tuple(ev.read), v.noisy and v.verdict == NOT_SUPPORTED))
     return results
+
+
+STATISTICS = (
+    f"Every number is the mean ± the standard deviation over training seeds (n = seeds). A verdict needs "
+    f"every experiment it reads with ≥ {MIN_SEEDS} seeds, each stopped on its plateau (not at the epoch cap; "
+    f"a diverged seed is a result), else *not enough data*, naming the experiment and why; a claim compared "
+    f"against a reference model also needs the reference to meet its bar. \"A better than B\": the mean "
+    f"difference reaches the rule's margin and Welch's t-test (`scipy.stats.ttest_ind(equal_var=False)`, "
+    f"one-sided) rejects \"no better\" at 5 %. \"About as good as\" (non-inferiority): the one-sided "
+    f"95 % Welch confidence bound of the deficit is under the margin. A failed test is *within noise*. "
+    f"Bars (chance, \"succeeds\") are met by the mean. Every compared model at the metric's maximum in "
+    f"every seed: *inconclusive: ceiling*. A claim of several parts takes its weakest part's verdict."
+)
 
 
 def markdown(results: list[ClaimResult]) -> str:
@@ -389,9 +654,8 @@ def markdown(results: list[ClaimResult]) -> str:
         "# The tutorial's claims, checked on these runs",
         "",
         "Generated by `zoo compare` from `metrics/` with the rules of `pipeline/claims.py`; do not edit by hand.",
-        "Numbers over several seeds are mean ± standard deviation; a difference no larger than the two",
-        "spreads added is *within noise*; with one seed the spread is not measured. A difference must also",
-        "reach the rule's margin (the least difference that matters) to count.",
+        "",
+        STATISTICS,
         "",
         "| # | claim | verdict |",
         "|---:|---|---|",
@@ -407,11 +671,11 @@ def markdown(results: list[ClaimResult]) -> str:
             f"- Experiments: {', '.join(f'`{e}`' for e in r.claim.experiments)}.",
         ]
         if r.numbers:
-            lines += ["", "| experiment | metric | value |", "|---|---|---:|"]
-            lines += [f"| {', '.join(f'`{e}`' for e in names)} | `{k}` | {s} |" for names, k, s in r.numbers]
+            lines += ["", "| experiment | metric | mean ± sd | n |", "|---|---|---:|---:|"]
+            lines += [f"| `{name}` | `{k}` | {s.text()} | {s.n} |" for name, k, s in r.numbers]
         lines.append("")
     return "\n".join(lines)
 
 
 def verdict_label(result: ClaimResult) -> str:
-    return f"{result.verdict} (within noise)" if result.within_noise and result.verdict != NOT_ENOUGH else result.verdict
+    return f"{result.verdict} (within noise)" if result.within_noise else result.verdict

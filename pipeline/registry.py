@@ -1,5 +1,5 @@
 """The MLflow model registry: ``zoo compare`` registers the best experiment of each leaderboard
-table as ``<tracking.experiment>.<task>`` (``.<dataset>`` added where the dataset is not named
+table (its best seed, ``models/<experiment>/seed-<s>/model.ckpt``) as ``<tracking.experiment>.<task>`` (``.<dataset>`` added where the dataset is not named
 after the task: ``rnngan-zoo.mixture-2d.ring``), alias ``champion``::
 
     model = mlflow.pytorch.load_model("models:/rnngan-zoo.parity@champion")
@@ -17,17 +17,17 @@ wrapper with one tensor in and one tensor out, built from the checkpoint:
     sampler-image   noise (float32, N × latent_dim)               images in [-1, 1] (float32, N × C × S × S)
 
 (a class-conditional GAN draws class ``i % n_classes`` for row ``i``). The model is logged into
-the experiment's own MLflow run with its signature and an input example (valid synthetic
-input, fixed seed), and with the code of ``pipeline`` and ``lightning_modules`` so that it loads
-outside the project too. A version is tagged with the metric it won on and the checkpoint's
-SHA-256; when the champion is already that run and checkpoint nothing is logged again.
+the seed's own MLflow run (``run.json["seeds"][seed]["run_id"]``) with its signature and an input
+example (valid synthetic input, fixed seed), and with the code of ``pipeline`` and
+``lightning_modules`` so that it loads outside the project too. A version is tagged with its
+experiment and seed, the metric it won on (the seed's value and the mean over seeds) and the
+checkpoint's SHA-256; when the champion is already that run and checkpoint nothing is logged again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,11 +162,12 @@ class Outcome:
     action: str  # "registered", "unchanged", "restored" (an earlier version is champion again), "skipped", "failed"
     seconds: float
     detail: str = ""
+    seed: Optional[str] = None
 
     def line(self) -> str:
         if self.action in ("skipped", "failed"):
             return f"{self.name}: {self.action}, {self.detail}"
-        return f"{self.name} v{self.version} @{CHAMPION} = {self.experiment} ({self.detail}; {self.action} in {self.seconds:.1f} s)"
+        return f"{self.name} v{self.version} @{CHAMPION} = {self.experiment} seed {self.seed} ({self.detail}; {self.action} in {self.seconds:.1f} s)"
 
 
 def sha256(path: Path) -> str:
@@ -223,54 +224,60 @@ def _quiet_pickle_warning():
 
 
 def register_champions(config, layout, mlflow_client, uri: str, ranking) -> list[Outcome]:
-    """Make the best experiment of each (task, dataset) the ``champion`` of its registered
-    model. ``ranking``: (task, dataset, rows best first) as ``compare.ranked`` gives them, a row
-    being (experiment, its config, metrics, run.json). A failure is reported, not raised."""
+    """Make the best seed of the best experiment of each (task, dataset) the ``champion`` of its
+    registered model. ``ranking``: (task, dataset, rows best first) as ``compare.ranked`` gives
+    them, a row being a ``compare.Row``; the best seed is the one that ranks first by the task's
+    ranking on its own values. A failure is reported, not raised."""
+    from pipeline.stages.compare import ranking_of
+
     out = []
     for task, dataset, rows in ranking:
         name = model_name(config, task.name, dataset)
-        best = next((row for row in rows if _finite(row[2].get(task.primary))), None)
+        order = ranking_of(task)
+        best = next((row for row in rows if row.stat(order[0][0]) is not None), None)
         if best is None:
-            out.append(Outcome(name, "", None, "skipped", 0.0, "no experiment has a finite " + task.primary))
+            out.append(Outcome(name, "", None, "skipped", 0.0, "no experiment has a finite " + order[0][0]))
             continue
         started = time.perf_counter()
         try:
-            out.append(_register(config, layout, mlflow_client, uri, task, name, best, started))
+            out.append(_register(config, layout, mlflow_client, uri, task, order[0], name, best, best.best_seed(order), started))
         except Exception as exc:  # one table's failure must not cost the others or the report
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            out.append(Outcome(name, best[0], None, "failed", time.perf_counter() - started, f"{best[0]}: {type(exc).__name__}: {first}"))
+            out.append(Outcome(name, best.name, None, "failed", time.perf_counter() - started, f"{best.name}: {type(exc).__name__}: {first}"))
     return out
 
 
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def _register(config, layout, client, uri, task, name, best, started) -> Outcome:
+def _register(config, layout, client, uri, task, metric, name, best, seed, started) -> Outcome:
     from mlflow.exceptions import MlflowException
 
-    experiment, exp, metrics, run = best
-    checkpoint = layout.checkpoint(experiment)
-    run_id = run.get("run_id")
+    experiment, exp = best.name, best.exp
+    key, higher = metric
+    run_id = best.run_id(seed)
+    if not isinstance(best.run.get("seeds"), dict):
+        return Outcome(name, experiment, None, "skipped", 0.0, f"{experiment}'s run.json has no per-seed runs: train it again")
+    checkpoint = layout.checkpoint(experiment, int(seed))
     if not run_id or not checkpoint.is_file():
-        return Outcome(name, experiment, None, "skipped", 0.0, f"{experiment} has no {'MLflow run' if not run_id else 'checkpoint'}")
+        return Outcome(name, experiment, None, "skipped", 0.0, f"{experiment} seed {seed} has no {'MLflow run' if not run_id else 'checkpoint'}")
     digest = sha256(checkpoint)
-    value = metrics[task.primary]
+    value, mean = float(best.seeds[seed][key]), best.stat(key)
     tags = {
         "zoo.experiment": experiment,
+        "zoo.seed": seed,
         "zoo.task": task.name,
-        "zoo.metric": task.primary,  # what it won on
-        "zoo.metric_value": f"{value:.6g}",
+        "zoo.metric": key,  # what it won on
+        "zoo.metric_value": f"{value:.6g}",  # the registered seed's
+        "zoo.metric_mean": f"{mean.mean:.6g}",  # the experiment's, over its seeds
+        "zoo.seeds": str(mean.n),
         "zoo.checkpoint_sha256": digest,
     }
-    detail = f"{task.primary} {value:.4g}"
+    detail = f"{key} {value:.4g}"
 
     try:
         client.create_registered_model(
             name,
             tags={"zoo.task": task.name, "zoo.dataset": exp.dataset},
-            description=f"The best experiment of the task {task.name} on {exp.dataset} by {task.primary} "
-            f"({'higher' if task.higher_is_better else 'lower'} is better); `zoo compare` moves the alias {CHAMPION}.",
+            description=f"The best experiment of the task {task.name} on {exp.dataset} by {key} "
+            f"({'higher' if higher else 'lower'} is better, mean over seeds), its best seed; `zoo compare` moves the alias {CHAMPION}.",
         )
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
@@ -290,15 +297,15 @@ def _register(config, layout, client, uri, task, name, best, started) -> Outcome
                 same, action = version, "restored"
                 break
     if same is not None:
-        for key, text in tags.items():
-            if same.tags.get(key) != text:  # re-evaluated: the same model, a new number
-                client.set_model_version_tag(name, same.version, key, text)
+        for tag, text in tags.items():
+            if same.tags.get(tag) != text:  # re-evaluated: the same model, a new number
+                client.set_model_version_tag(name, same.version, tag, text)
         if action == "restored":
             client.set_registered_model_alias(name, CHAMPION, same.version)
-        return Outcome(name, experiment, same.version, action, time.perf_counter() - started, detail)
+        return Outcome(name, experiment, same.version, action, time.perf_counter() - started, detail, seed)
 
     with _one_thread():
-        return _log_and_register(client, uri, task, name, experiment, exp, run_id, checkpoint, tags, detail, started)
+        return _log_and_register(client, uri, task, name, experiment, exp, run_id, checkpoint, tags, detail, started, seed)
 
 
 @contextlib.contextmanager
@@ -313,7 +320,7 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
-def _log_and_register(client, uri, task, name, experiment, exp, run_id, checkpoint, tags, detail, started) -> Outcome:
+def _log_and_register(client, uri, task, name, experiment, exp, run_id, checkpoint, tags, detail, started, seed) -> Outcome:
     import lightning_modules
     import mlflow.pytorch
 
@@ -351,8 +358,8 @@ def _log_and_register(client, uri, task, name, experiment, exp, run_id, checkpoi
         source=info.model_uri,
         run_id=run_id,
         tags={**tags, "zoo.head": task.head},
-        description=f"{experiment} ({exp.model}): {wrapper.__class__.__name__} over the checkpoint; {detail}.",
+        description=f"{experiment} ({exp.model}), seed {seed}: {wrapper.__class__.__name__} over the checkpoint; {detail}.",
         model_id=info.model_id,
     )
     client.set_registered_model_alias(name, CHAMPION, version.version)
-    return Outcome(name, experiment, version.version, "registered", time.perf_counter() - started, detail)
+    return Outcome(name, experiment, version.version, "registered", time.perf_counter() - started, detail, seed)

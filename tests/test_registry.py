@@ -1,5 +1,5 @@
 """The MLflow model registry that ``zoo compare`` fills: each leaderboard table's best
-experiment is the ``champion`` of its registered model, and loads with
+experiment (its best seed) is the ``champion`` of its registered model, and loads with
 ``mlflow.pytorch.load_model("models:/<name>@champion")`` and predicts on the input example
 logged with it.
 
@@ -85,38 +85,50 @@ def use_store(monkeypatch):
     mlflow.set_tracking_uri(None)
 
 
-def untrained(project: Path, config, name: str, metric: float, client) -> None:
-    """What train and evaluate leave of an experiment, from an untrained model: a checkpoint
-    Lightning can load, run.json with a real MLflow run, and the metrics file."""
+def seeded(values: list[float], key: str) -> dict:
+    """``metrics/<experiment>.json`` of one value of ``key`` per seed (seeds 1, 2, ...)."""
+    seeds = {str(i): {key: v, "plateau": 1.0, "diverged": 0.0} for i, v in enumerate(values, 1)}
+    return {key: sum(values) / len(values), "n_seeds": len(values), "seeds": seeds}
+
+
+def untrained(project: Path, config, name: str, metric, client) -> None:
+    """What train and evaluate leave of an experiment, from untrained models: a checkpoint
+    Lightning can load and a real MLflow run per seed, run.json, and the metrics file with
+    ``metric`` (one number, or a list: one per seed) as the task's first ranking metric."""
     import pytorch_lightning as pl
 
     from lightning_modules import MODELS
     from pipeline.paths import Layout
+    from pipeline.stages.compare import ranking_of
     from pipeline.tasks import TASKS
 
     layout = Layout(project)
     exp = config.experiments[name]
     head = TASKS[exp.task].head
-    torch.manual_seed(0)
-    model = MODELS[exp.model].build(head, exp.settings, **MODEL_ARGS[head])
-    layout.model_dir(name).mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "pytorch-lightning_version": pl.__version__},
-        layout.checkpoint(name),
-    )
+    values = metric if isinstance(metric, list) else [metric]
     experiment_id = tracking.experiment_id(client, tracking.resolve_uri(config, layout), tracking.experiment_name(config, exp.task), layout)
-    run_id = client.create_run(experiment_id, run_name=name, tags={"zoo.kind": "experiment", "zoo.task": exp.task}).info.run_id
-    client.set_terminated(run_id, "FINISHED")
-    layout.run_file(name).write_text(json.dumps({"experiment": name, "run_id": run_id, "experiment_id": experiment_id, "parameters": 1}))
+    seeds = {}
+    for seed in range(1, len(values) + 1):
+        torch.manual_seed(seed)
+        model = MODELS[exp.model].build(head, exp.settings, **MODEL_ARGS[head])
+        layout.seed_dir(name, seed).mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "pytorch-lightning_version": pl.__version__},
+            layout.checkpoint(name, seed),
+        )
+        run_id = client.create_run(experiment_id, run_name=f"{name} seed {seed}", tags={"zoo.kind": "experiment", "zoo.task": exp.task}).info.run_id
+        client.set_terminated(run_id, "FINISHED")
+        seeds[str(seed)] = {"run_id": run_id}
+    layout.run_file(name).write_text(json.dumps({"experiment": name, "experiment_id": experiment_id, "parameters": 1, "seeds": seeds}))
     layout.metrics(name).parent.mkdir(exist_ok=True)
-    layout.metrics(name).write_text(json.dumps({TASKS[exp.task].primary: metric}))
+    layout.metrics(name).write_text(json.dumps(seeded(values, ranking_of(TASKS[exp.task])[0][0])))
 
 
 @pytest.fixture
 def store_with(project, small_params, use_store):
     """``store_with({experiment: metric})``: a project with only those experiments, each
-    left by ``untrained`` with that primary metric, and its own MLflow store. Returns
-    (layout, config, client)."""
+    left by ``untrained`` with that first ranking metric (a list: per seed), and its own MLflow
+    store. Returns (layout, config, client)."""
     from conftest import write_params
     from pipeline.config import load
     from pipeline.paths import Layout
@@ -173,14 +185,14 @@ def test_every_head_kind_registers_a_champion_that_loads_and_predicts(project, s
 
     for experiment, name in CHAMPIONS.items():
         head = TASKS[config.experiments[experiment].task].head
-        assert f"model registry: {name} v1 @champion = {experiment}" in out
+        assert f"model registry: {name} v1 @champion = {experiment} seed 1 (" in out
         version, output = champion_predicts(name)
         run = json.loads(layout.run_file(experiment).read_text())
-        assert version.run_id == run["run_id"]  # logged into the experiment's own run, in its experiment
+        assert version.run_id == run["seeds"]["1"]["run_id"]  # logged into the seed's own run, in its experiment
         assert version.source.startswith("models:/m-")  # the logged model, by id
         assert client.get_logged_model(version.source.removeprefix("models:/")).experiment_id == run["experiment_id"]
         assert version.tags["zoo.experiment"] == experiment and version.tags["zoo.head"] == head
-        assert version.tags["zoo.metric"] and version.tags["zoo.metric_value"] == "0.5"
+        assert version.tags["zoo.metric"] and version.tags["zoo.metric_value"] == "0.5" and version.tags["zoo.seed"] == "1"
         if head == "classifier":
             torch.testing.assert_close(output.sum(dim=1), torch.ones(len(output)))  # probabilities
         elif head == "sampler-image":
@@ -194,33 +206,40 @@ def test_every_head_kind_registers_a_champion_that_loads_and_predicts(project, s
 
 
 def test_a_rerun_keeps_the_champion_and_a_better_experiment_takes_over(store_with, capsys):
+    """The best experiment by its mean over seeds; of it, the best seed is registered."""
     from pipeline.stages.compare import compare
 
-    layout, config, client = store_with({"parity-lstm": 0.9, "parity-rnn": 0.6})
+    layout, config, client = store_with({"parity-lstm": [0.85, 0.9, 0.88], "parity-rnn": 0.6})
     compare(config, layout)
-    assert "rnngan-zoo.parity v1 @champion = parity-lstm (accuracy_longer 0.9; registered" in capsys.readouterr().out
+    assert "rnngan-zoo.parity v1 @champion = parity-lstm seed 2 (accuracy_longer 0.9; registered" in capsys.readouterr().out
+    version = client.get_model_version_by_alias("rnngan-zoo.parity", "champion")
+    run = json.loads(layout.run_file("parity-lstm").read_text())
+    assert version.run_id == run["seeds"]["2"]["run_id"] and version.tags["zoo.seed"] == "2"
+    assert version.tags["zoo.checkpoint_sha256"] == registry.sha256(layout.checkpoint("parity-lstm", 2))
+    assert version.tags["zoo.metric_mean"] == "0.876667" and version.tags["zoo.seeds"] == "3"
 
     # compare again, nothing changed: no new version, the same champion, at once
     compare(config, layout)
-    assert "rnngan-zoo.parity v1 @champion = parity-lstm (accuracy_longer 0.9; unchanged" in capsys.readouterr().out
+    assert "rnngan-zoo.parity v1 @champion = parity-lstm seed 2 (accuracy_longer 0.9; unchanged" in capsys.readouterr().out
     assert len(client.search_model_versions("name = 'rnngan-zoo.parity'")) == 1
 
-    # re-evaluated with a new number: the same version, its tag follows
-    layout.metrics("parity-lstm").write_text(json.dumps({"accuracy_longer": 0.8}))
+    # re-evaluated with new numbers, seed 2 still the best: the same version, its tags follow
+    layout.metrics("parity-lstm").write_text(json.dumps(seeded([0.75, 0.8, 0.78], "accuracy_longer")))
     compare(config, layout)
-    assert client.get_model_version_by_alias("rnngan-zoo.parity", "champion").tags["zoo.metric_value"] == "0.8"
+    tags = client.get_model_version_by_alias("rnngan-zoo.parity", "champion").tags
+    assert tags["zoo.metric_value"] == "0.8" and tags["zoo.metric_mean"] == "0.776667"
 
-    # another experiment wins: a new version becomes champion
-    layout.metrics("parity-rnn").write_text(json.dumps({"accuracy_longer": 0.95}))
+    # another experiment wins on its mean: a new version becomes champion
+    layout.metrics("parity-rnn").write_text(json.dumps(seeded([0.95], "accuracy_longer")))
     compare(config, layout)
-    assert "rnngan-zoo.parity v2 @champion = parity-rnn (accuracy_longer 0.95; registered" in capsys.readouterr().out
+    assert "rnngan-zoo.parity v2 @champion = parity-rnn seed 1 (accuracy_longer 0.95; registered" in capsys.readouterr().out
     version, _ = champion_predicts("rnngan-zoo.parity")
     assert str(version.version) == "2" and version.tags["zoo.experiment"] == "parity-rnn"
 
     # and back: the earlier version is champion again, nothing logged twice
-    layout.metrics("parity-rnn").write_text(json.dumps({"accuracy_longer": 0.5}))
+    layout.metrics("parity-rnn").write_text(json.dumps(seeded([0.5], "accuracy_longer")))
     compare(config, layout)
-    assert "rnngan-zoo.parity v1 @champion = parity-lstm (accuracy_longer 0.8; restored" in capsys.readouterr().out
+    assert "rnngan-zoo.parity v1 @champion = parity-lstm seed 2 (accuracy_longer 0.8; restored" in capsys.readouterr().out
     assert len(client.search_model_versions("name = 'rnngan-zoo.parity'")) == 2
 
 
@@ -228,12 +247,12 @@ def test_a_table_that_fails_to_register_is_reported_and_the_others_are_registere
     from pipeline.stages.compare import compare
 
     layout, config, client = store_with({"parity-lstm": 0.9, "ring-gan": 3})
-    layout.checkpoint("ring-gan").write_bytes(b"not a checkpoint")
+    layout.checkpoint("ring-gan", 1).write_bytes(b"not a checkpoint")
 
     compare(config, layout)
     captured = capsys.readouterr()
     assert "warning: model registry: rnngan-zoo.mixture-2d.ring: failed, ring-gan: ModelError: cannot load checkpoint" in captured.err
-    assert "rnngan-zoo.parity v1 @champion = parity-lstm" in captured.out
+    assert "rnngan-zoo.parity v1 @champion = parity-lstm seed 1" in captured.out
     assert (layout.reports / "leaderboard.md").is_file() and "compared 2 experiments" in captured.out
 
 
@@ -242,7 +261,7 @@ def test_the_champions_of_a_pipeline_run_load_and_predict(pipeline_copy, use_sto
     """After ``dvc repro``: each table's champion is its leaderboard's first experiment."""
     from pipeline.config import load
     from pipeline.paths import Layout
-    from pipeline.stages.compare import ranked
+    from pipeline.stages.compare import ranked, ranking_of
 
     dest, _, _ = pipeline_copy
     use_store(dest)
@@ -251,9 +270,11 @@ def test_the_champions_of_a_pipeline_run_load_and_predict(pipeline_copy, use_sto
     tables = list(ranked(config, layout))
     assert {(task.name, dataset) for task, dataset, _ in tables} == {("parity", "parity"), ("mixture-2d", "ring"), ("images", "digits")}
     for task, dataset, rows in tables:
-        best, _, metrics, run = rows[0]
+        best, order = rows[0], ranking_of(task)
+        seed = best.best_seed(order)
         version, output = champion_predicts(registry.model_name(config, task.name, dataset))
-        assert version.tags["zoo.experiment"] == best and version.run_id == run["run_id"]
-        assert version.tags["zoo.metric"] == task.primary
-        assert float(version.tags["zoo.metric_value"]) == pytest.approx(metrics[task.primary], rel=1e-5)
-        assert version.tags["zoo.checkpoint_sha256"] == registry.sha256(layout.checkpoint(best))
+        assert version.tags["zoo.experiment"] == best.name and version.tags["zoo.seed"] == seed
+        assert version.run_id == best.run_id(seed)
+        assert version.tags["zoo.metric"] == order[0][0]
+        assert float(version.tags["zoo.metric_value"]) == pytest.approx(best.seeds[seed][order[0][0]], rel=1e-5)
+        assert version.tags["zoo.checkpoint_sha256"] == registry.sha256(layout.checkpoint(best.name, int(seed)))

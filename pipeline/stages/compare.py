@@ -5,8 +5,8 @@ in ``params.yaml``; writes ``reports/leaderboard.md`` and the side-by-side plots
 ``reports/claims.md`` (the tutorial's claims judged by ``pipeline.claims``) and
 ``reports/index.html`` (all of it on one self-contained page, pictures embedded), and logs
 them to an MLflow run of their own (tag ``zoo.kind = report``, a ``zoo.claim.<n>`` tag per verdict)
-in the experiment ``tracking.experiment``. Then the best experiment of each table becomes the
-``champion`` of its model in the MLflow model registry (``pipeline.registry``).
+in the experiment ``tracking.experiment``. Then the best seed of the best experiment of each
+table becomes the ``champion`` of its model in the MLflow model registry (``pipeline.registry``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from pipeline import claims, tracking
 from pipeline.atomic import atomic_dir
@@ -44,12 +44,16 @@ class Table:
     intro: str
     header: tuple[str, ...]
     rows: tuple[tuple[Cell, ...], ...]
-    numeric_from: int = 3  # columns from this one on (but the last) are right-aligned
+    numeric_from: int = 3  # columns from this one on (but the last ``text_after``) are right-aligned
     sanity_rows: int = 0  # the first rows: unranked sanity checks (real data)
+    text_after: int = 2  # the last columns (notes, MLflow run) are text
 
     @property
     def title(self) -> str:
         return f"{self.task} on `{self.dataset}`"
+
+    def numeric(self, column: int) -> bool:
+        return self.numeric_from <= column < len(self.header) - self.text_after
 
 
 def groups(config, tasks):
@@ -60,32 +64,117 @@ def groups(config, tasks):
             yield task, dataset, [n for n, e in config.experiments.items() if e.task == task.name and e.dataset == dataset]
 
 
-def _value(col, metrics: dict) -> Cell:
-    value = metrics.get(col.key)
-    return Cell(col.fmt.format(value) if isinstance(value, (int, float)) and math.isfinite(value) else "—")
+def ranking_of(task) -> tuple[tuple[str, bool], ...]:
+    """The task's leaderboard order: (metric, higher is better), each breaking the ties of the one before."""
+    return tuple(task.ranking) or ((task.primary, task.higher_is_better),)
+
+
+def _stat(values) -> Optional[claims.Stat]:
+    finite = tuple(float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+    return claims.Stat(finite) if finite else None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One experiment of a leaderboard table: its config, ``metrics/<name>.json`` and ``run.json``."""
+
+    name: str
+    exp: Any
+    metrics: dict
+    run: dict
+
+    @property
+    def seeds(self) -> dict[str, dict]:
+        return claims.per_seed(self.metrics)
+
+    def stat(self, key: str) -> Optional[claims.Stat]:
+        """``key`` over the seeds where it is finite; None where it is nowhere."""
+        return _stat(m.get(key) for m in self.seeds.values())
+
+    def capped(self) -> list[str]:
+        """Seeds that stopped at the epoch cap (not on their plateau, not diverged)."""
+        if "seeds" not in self.metrics:
+            return []
+        return [s for s, m in self.seeds.items() if isinstance(m.get("plateau"), (int, float)) and m["plateau"] < 1 and not m.get("diverged")]
+
+    def diverged(self) -> list[str]:
+        return [s for s, m in self.seeds.items() if m.get("diverged")]
+
+    def rank_key(self, ranking) -> tuple:
+        return tuple(_order(self.stat(key), higher) for key, higher in ranking)
+
+    def best_seed(self, ranking) -> Optional[str]:
+        """The seed that ranks first by ``ranking`` on its own values (None: no seed has the first metric)."""
+        scored = [(tuple(_order(_stat([m.get(k)]), h) for k, h in ranking), s) for s, m in self.seeds.items()]
+        scored = [(key, s) for key, s in scored if key[0][0] == 0]
+        return min(scored)[1] if scored else None
+
+    def run_id(self, seed: Optional[str]) -> Optional[str]:
+        """The MLflow run of ``seed`` (run.json's ``seeds``), or the one run of an older run.json."""
+        seeds = self.run.get("seeds")
+        if isinstance(seeds, dict):
+            return (seeds.get(seed) or {}).get("run_id") if seed is not None else None
+        return self.run.get("run_id")
+
+
+def _order(stat: Optional[claims.Stat], higher_is_better: bool) -> tuple[int, float]:
+    if stat is None:
+        return (1, 0.0)  # unmeasured: last
+    return (0, -stat.mean if higher_is_better else stat.mean)
 
 
 def ranked(config, layout):
-    """(task, dataset, rows best first) per leaderboard table; a row is (experiment, its
-    config, metrics, run.json), ranked by the task's primary metric, unmeasured ones last."""
+    """(task, dataset, rows best first) per leaderboard table; a row is a ``Row``, ranked by the
+    task's ``ranking`` on the means over seeds (lexicographic), unmeasured ones last."""
     from pipeline.tasks import TASKS
 
     for task, dataset, names in groups(config, TASKS):
-        rows = []
-        for name in names:
-            exp = config.experiments[name]
-            metrics = _read(layout.metrics(name)) or {}
-            run = _read(layout.run_file(name)) or {}
-            rows.append((name, exp, metrics, run))
-
-        def rank_key(row, task=task):
-            value = row[2].get(task.primary)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                return (1, 0.0)
-            return (0, -value if task.higher_is_better else value)
-
-        rows.sort(key=rank_key)
+        rows = [Row(name, config.experiments[name], _read(layout.metrics(name)) or {}, _read(layout.run_file(name)) or {}) for name in names]
+        rows.sort(key=lambda row, ranking=ranking_of(task): row.rank_key(ranking))
         yield task, dataset, rows
+
+
+def close_to(row: Row, above: Row, ranking) -> bool:
+    """``row`` not separated from the one ranked above it: on the first ranking metric where
+    their means differ, Welch's two-sided test at 5 % does not reject equal means (or every
+    mean is equal). Unknown (False) where a side has fewer than two seeds."""
+    for key, higher in ranking:
+        a, b = row.stat(key), above.stat(key)
+        if a is None or b is None:
+            return False
+        if a.mean != b.mean:
+            if a.n < 2 or b.n < 2:
+                return False
+            return claims.welch(a, b, higher).within_noise
+    return True
+
+
+def _fmt(fmt: str, n: int) -> str:
+    """A column's format for a mean over ``n`` seeds: a whole-number column gets one decimal."""
+    return fmt.replace("{:.0f}", "{:.1f}") if n > 1 else fmt
+
+
+def _value(col, row_seeds: int, stat: Optional[claims.Stat]) -> Cell:
+    if stat is None:
+        return Cell("—")
+    fmt = _fmt(col.fmt, stat.n)
+    text = stat.text(fmt.format)
+    return Cell(text + (f" (n = {stat.n})" if stat.n < row_seeds else ""))
+
+
+def _notes(row: Row) -> str:
+    def seeds(label, which):
+        return f"{label} (seed{'s' if len(which) > 1 else ''} {', '.join(which)})" if which else ""
+
+    return "; ".join(t for t in (seeds("epoch cap", row.capped()), seeds("diverged", row.diverged())) if t)
+
+
+def _intro(task, ranking) -> str:
+    def one(key, higher):
+        return f"`{key}` ({'higher' if higher else 'lower'} is better)"
+
+    order = one(*ranking[0]) + "".join(f", ties broken by {one(*k)}" if i == 0 else f", then {one(*k)}" for i, k in enumerate(ranking[1:]))
+    return f"{task.description}. Ranked by {order}, on the means over seeds."
 
 
 def tables(config, layout, ranking=None) -> list[Table]:
@@ -94,20 +183,41 @@ def tables(config, layout, ranking=None) -> list[Table]:
 
     out = []
     for task, dataset, rows in ranking if ranking is not None else ranked(config, layout):
-        order = "higher is better" if task.higher_is_better else "lower is better"
-        header = ("#", "experiment", "model", "parameters", *(c.label for c in task.columns), "MLflow run")
+        order = ranking_of(task)
+        header = ("#", "experiment", "model", "parameters", "seeds", *(c.label for c in task.columns), "notes", "MLflow run")
         cells = []
         for label, description, metrics in task.extra_rows(dataset, layout):
-            cells.append((Cell("—"), Cell(label), Cell(description), Cell("—"), *(_value(c, metrics) for c in task.columns), Cell("sanity check")))
-        for i, (name, exp, metrics, run) in enumerate(rows, 1):
-            link = Cell(run["run_id"][:8], code=True, href=tracking.ui_link(run)) if run.get("run_id") else Cell("not trained")
+            values = (_value(c, 1, _stat([metrics.get(c.key)])) for c in task.columns)
+            cells.append((Cell("—"), Cell(label), Cell(description), Cell("—"), Cell("—"), *values, Cell(""), Cell("sanity check")))
+        for i, row in enumerate(rows):
+            n = len(row.seeds) if row.metrics else 0
+            seed = row.best_seed(order)
+            run_id = row.run_id(seed)
+            if run_id:
+                label = run_id[:8] + (f" (seed {seed})" if "seeds" in row.run else "")
+                link = Cell(label, code=True, href=tracking.ui_link({"experiment_id": row.run.get("experiment_id"), "run_id": run_id}))
+            else:
+                link = Cell("not trained")
+            rank = str(i + 1) + (" ≈" if i and close_to(row, rows[i - 1], order) else "")
+            parameters = row.run.get("parameters")
             cells.append(
-                (Cell(str(i)), Cell(name, code=True), Cell(f"{exp.model} ({MODELS[exp.model].description})"),
-                 Cell(f"{run.get('parameters', 0):,}" if run else "—"), *(_value(c, metrics) for c in task.columns), link)
+                (Cell(rank), Cell(row.name, code=True), Cell(f"{row.exp.model} ({MODELS[row.exp.model].description})"),
+                 Cell(f"{parameters:,}" if isinstance(parameters, int) else "—"), Cell(str(n) if n else "—"),
+                 *(_value(c, n, row.stat(c.key)) for c in task.columns), Cell(_notes(row)), link)
             )
         extra = len(cells) - len(rows)
-        out.append(Table(task.name, dataset, f"{task.description}. Ranked by `{task.primary}` ({order}).", header, tuple(cells), sanity_rows=extra))
+        out.append(Table(task.name, dataset, _intro(task, order), header, tuple(cells), sanity_rows=extra))
     return out
+
+
+LEGEND = (
+    "Each number is the mean ± the standard deviation over the experiment's seeds (\"seeds\" = n; "
+    "\"(n = k)\" where a metric is finite in fewer). Rows are ranked on the means, by the table's metrics in turn. "
+    "**≈** next to a rank: not separated from the row above by Welch's two-sided t-test at 5 % on the first "
+    "metric where their means differ (within the seeds' spread). Notes: **epoch cap**: a seed stopped at "
+    "`max_epochs` before its plateau (its number may still be rising); **diverged**: a seed's loss became "
+    "non-finite (its number is from before). The MLflow run is the best seed's, the one registered as champion."
+)
 
 
 def _markdown_cell(cell: Cell) -> str:
@@ -123,11 +233,13 @@ def leaderboard_markdown(boards: list[Table], plots: list[str] = ()) -> str:
         "Open a run with `make ui` (the links assume its default address).",
         "The tutorial's claims, judged on these numbers: [claims.md](claims.md); everything on one page: [index.html](index.html).",
         "",
+        LEGEND,
+        "",
     ]
     for table in boards:
         lines += [f"## {table.title}", "", table.intro, ""]
         lines.append("| " + " | ".join(table.header) + " |")
-        lines.append("|" + "|".join("---:" if i >= table.numeric_from and i < len(table.header) - 1 else "---" for i in range(len(table.header))) + "|")
+        lines.append("|" + "|".join("---:" if table.numeric(i) else "---" for i in range(len(table.header))) + "|")
         lines += ["| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in table.rows]
         lines.append("")
     if plots:
@@ -176,7 +288,7 @@ def compare(config, layout) -> Path:
 
     ranking = list(ranked(config, layout))
     boards = tables(config, layout, ranking)
-    results = claims.judge(evidence(config, layout), claims.seed_groups(config))
+    results = claims.judge(evidence(config, layout))
     with atomic_dir(layout.reports) as tmp:
         plots = []
         for task, dataset, names in groups(config, TASKS):

@@ -38,6 +38,7 @@ class ArithmeticTask(Task):
     sources = frozenset({"arithmetic"})
     head = "language-model"
     primary = "exact_match"
+    ranking = (("exact_match", True), ("exact_match_long", True), ("char_accuracy", True))
     columns = (
         Column("exact_match", "exact match"),
         Column("char_accuracy", "per-char accuracy"),

@@ -34,6 +34,10 @@ class Task:
     head: str  # which head of a model it trains: classifier, language-model, sampler-2d
     primary: str  # metric that ranks the leaderboard
     higher_is_better: bool = True
+    # The leaderboard's order: (metric, higher is better) compared in turn, each breaking the
+    # ties of the one before, so that models saturating one metric are still told apart;
+    # empty: ``primary`` alone. The champion is registered by it too.
+    ranking: tuple[tuple[str, bool], ...] = ()
     columns: tuple[Column, ...] = ()
     gallery: tuple[str, ...] = ()  # pictures of plots/<experiment>/ that reports/index.html shows side by side
     # The validation metric whose plateau ends training (Lightning's EarlyStopping) and picks

@@ -77,6 +77,7 @@ class ImagesTask(Task):
     head = "sampler-image"
     primary = "frechet_distance"
     higher_is_better = False
+    ranking = (("frechet_distance", False), ("class_kl", False))
     columns = (
         Column("frechet_distance", "Fréchet distance", "{:.2f}"),
         Column("classes_covered", "classes covered", "{:.0f}"),

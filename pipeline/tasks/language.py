@@ -65,6 +65,7 @@ class StreamTask(Task):
     head = "language-model"
     primary = "test_bpc"
     higher_is_better = False
+    ranking = (("test_bpc", False), ("test_accuracy", True))
 
     def prepare(self, data_dir, manifest, common, seed):
         train, val = load_split(data_dir, "train")["ids"], load_split(data_dir, "val")["ids"]

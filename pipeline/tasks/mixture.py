@@ -21,6 +21,7 @@ class MixtureTask(Task):
     sources = frozenset({"ring", "grid"})
     head = "sampler-2d"
     primary = "modes_covered"
+    ranking = (("modes_covered", True), ("high_quality_pct", True), ("reverse_kl", False))
     columns = (
         Column("modes_covered", "modes covered", "{:.0f}"),
         Column("high_quality_pct", "% high quality", "{:.1f}"),

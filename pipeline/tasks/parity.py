@@ -20,6 +20,7 @@ class ParityTask(Task):
     sources = frozenset({"parity"})
     head = "classifier"
     primary = "accuracy_longer"
+    ranking = (("accuracy_longer", True), ("accuracy_max_length", True), ("accuracy_train_lengths", True))
     columns = (
         Column("accuracy_train_lengths", "acc. (train lengths)"),
         Column("accuracy_longer", "acc. (longer)"),

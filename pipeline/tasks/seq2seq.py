@@ -95,6 +95,7 @@ class SequenceTask(Task):
     """What the seq2seq and captioning tasks share; subclasses say what the source is."""
 
     primary = "exact_match"
+    ranking = (("exact_match", True), ("token_accuracy", True))
     length_key = "source_lengths"  # the x axis of the accuracy-by-length curve
     length_label = "input length"
     length_bin = 1
@@ -211,6 +212,7 @@ class DatesTask(Seq2SeqTask):
     name = "dates"
     description = "a date as people write it (characters) -> ISO 8601; long inputs embed it in a phrase"
     sources = frozenset({"dates"})
+    ranking = (("exact_match", True), ("exact_match_long", True), ("token_accuracy", True))
     columns = (
         *Seq2SeqTask.columns[:2],
         Column("exact_match_long", "exact match, long inputs (beam)"),

@@ -1,0 +1,240 @@
+"""The claims' rules (``pipeline.claims``) on hand-made metrics in the per-seed form of
+``metrics/<experiment>.json``: each verdict, and each way a rule must refuse to pass."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from pipeline import claims
+from pipeline.claims import CEILING, NOT_ENOUGH, NOT_SUPPORTED, SUPPORTED
+
+
+def run(plateau=None, diverged=None, **per_seed) -> dict:
+    """An experiment's metrics: ``key=[value per seed]``; every seed on its plateau and finite
+    unless ``plateau`` / ``diverged`` say otherwise (lists of 0/1 per seed)."""
+    n = len(next(iter(per_seed.values())))
+    seeds = {}
+    for i in range(n):
+        seed = {k: v[i] for k, v in per_seed.items()}
+        seed |= {"plateau": 1.0 if plateau is None else float(plateau[i]), "diverged": 0.0 if diverged is None else float(diverged[i]), "epochs": 20}
+        seeds[str(i + 1)] = seed
+    means = {k: statistics.fmean(x for x in v if x is not None) for k, v in per_seed.items() if any(x is not None for x in v)}
+    return {**means, "n_seeds": n, "seeds": seeds}
+
+
+def verdict(number: int, metrics: dict) -> claims.ClaimResult:
+    return next(r for r in claims.judge(metrics) if r.claim.number == number)
+
+
+def parity(rnn, lstm, gru) -> dict:
+    return {f"parity-long-{n}": run(accuracy_longer=v) for n, v in (("rnn", rnn), ("lstm", lstm), ("gru", gru))}
+
+
+# -------------------------------------------------------------------------- the statistics
+
+
+def test_welch_separates_tight_seeds_and_not_overlapping_ones():
+    tight = claims.welch(claims.Stat((0.95, 0.96, 0.94)), claims.Stat((0.80, 0.81, 0.79)))
+    assert tight.beats(0.05) and tight.p_better < 0.001 and not tight.within_noise
+    loose = claims.welch(claims.Stat((0.95, 0.60, 0.99)), claims.Stat((0.80, 0.90, 0.55)))
+    assert loose.gain == pytest.approx(0.0967, abs=1e-3) and not loose.beats(0.05) and loose.within_noise
+    assert "within noise" in loose.describe(0.05)
+    exact = claims.welch(claims.Stat((8, 8, 8)), claims.Stat((6, 6, 6)))  # no spread: exact
+    assert exact.beats(1.0) and exact.p_better == 0.0 and exact.low == 2.0
+    # non-inferiority: a small deficit with a tight spread passes, the same deficit with a wide one does not
+    assert claims.welch(claims.Stat((0.94, 0.95, 0.96)), claims.Stat((0.96, 0.96, 0.97))).not_worse(0.05)
+    assert not claims.welch(claims.Stat((0.80, 0.95, 1.0)), claims.Stat((0.96, 0.96, 0.97))).not_worse(0.05)
+
+
+def test_a_metrics_file_without_seeds_is_one_seed():
+    assert claims.per_seed({"accuracy": 0.9}) == {"1": {"accuracy": 0.9}}
+    assert list(claims.per_seed(run(accuracy=[0.1, 0.2]))) == ["1", "2"]
+
+
+# -------------------------------------------------------------------------- verdicts
+
+
+def test_claim_1_supported_and_not_supported():
+    result = verdict(1, parity([0.50, 0.52, 0.49], [0.97, 0.99, 0.98], [0.95, 0.97, 0.99]))
+    assert result.verdict == SUPPORTED and "RNN 0.503 ± 0.0153 (n = 3) (fails)" in result.explanation
+    assert [(name, key) for name, key, _ in result.numbers] == [
+        ("parity-long-rnn", "accuracy_longer"), ("parity-long-lstm", "accuracy_longer"), ("parity-long-gru", "accuracy_longer")
+    ]
+    result = verdict(1, parity([0.70, 0.75, 0.72], [0.97, 0.99, 0.98], [0.95, 0.97, 0.99]))
+    assert result.verdict == NOT_SUPPORTED and "does not fail" in result.explanation
+
+
+def test_a_failing_baseline_never_supports_a_claim():
+    """GRU and LSTM both at chance: claim 1 is refuted, claim 5 (as good as a failure) has no data."""
+    metrics = parity([0.50, 0.51, 0.49], [0.50, 0.49, 0.52], [0.51, 0.50, 0.50])
+    metrics["parity-long-gru"]["parameters"], metrics["parity-long-lstm"]["parameters"] = 100, 130
+    assert verdict(1, metrics).verdict == NOT_SUPPORTED
+    result = verdict(5, metrics)
+    assert result.verdict == NOT_ENOUGH
+    assert "parity: not enough data, the reference `parity-long-lstm` fails its bar" in result.explanation
+
+
+def test_claim_5_needs_the_reference_to_succeed_then_non_inferiority_and_fewer_parameters():
+    metrics = parity([0.5] * 3, [0.95, 0.96, 0.94], [0.94, 0.95, 0.95])
+    metrics |= {
+        "xml-rnn": run(test_bpc=[2.0, 2.02, 1.98]),
+        "xml-lstm": run(test_bpc=[1.500, 1.502, 1.498]),
+        "xml-gru": run(test_bpc=[1.503, 1.501, 1.505]),
+    }
+    for name, count in (("parity-long-gru", 100), ("parity-long-lstm", 130), ("xml-gru", 300), ("xml-lstm", 400)):
+        metrics[name]["parameters"] = count
+    result = verdict(5, metrics)
+    assert result.verdict == SUPPORTED, result.explanation
+    assert "95 % bound of the deficit" in result.explanation
+    # the xml LSTM no better than the vanilla RNN: its bar fails, the claim cannot pass
+    metrics["xml-lstm"] = {**run(test_bpc=[1.99, 2.0, 2.01]), "parameters": 400}
+    result = verdict(5, metrics)
+    assert result.verdict == NOT_ENOUGH and "xml: not enough data, the reference `xml-lstm` fails its bar" in result.explanation
+    # the parity GRU far more spread out: the deficit's bound is over the margin, within noise
+    metrics["xml-lstm"] = {**run(test_bpc=[1.500, 1.502, 1.498]), "parameters": 400}
+    metrics["parity-long-gru"] = {**run(accuracy_longer=[0.99, 0.70, 0.98]), "parameters": 100}
+    result = verdict(5, metrics)
+    assert result.verdict == NOT_SUPPORTED and claims.verdict_label(result) == "not supported (within noise)"
+
+
+def test_a_missing_part_is_not_enough_data_and_named_even_when_the_others_hold():
+    metrics = {
+        "dates-seq2seq": run(exact_match=[0.50, 0.52, 0.51], exact_match_long=[0.20, 0.22, 0.21]),
+        "dates-seq2seq-bahdanau": run(exact_match=[0.90, 0.91, 0.92], exact_match_long=[0.88, 0.89, 0.90]),
+        "dates-seq2seq-luong": run(exact_match=[0.90, 0.92, 0.91], exact_match_long=[0.87, 0.88, 0.89]),
+    }
+    result = verdict(7, metrics)
+    assert result.verdict == NOT_ENOUGH
+    assert "dates-transformer: not enough data, `dates-transformer` has no metrics" in result.explanation
+    assert "dates-seq2seq-bahdanau: supported" in result.explanation
+    metrics["dates-transformer"] = run(exact_match=[0.95, 0.96, 0.97], exact_match_long=[0.94, 0.95, 0.96])
+    assert verdict(7, metrics).verdict == SUPPORTED
+    assert all(r.verdict == NOT_ENOUGH for r in claims.judge({}))
+
+
+def test_claim_7_more_so_for_long_inputs_needs_a_larger_gain_beyond_noise():
+    plain = run(exact_match=[0.50, 0.52, 0.51], exact_match_long=[0.45, 0.47, 0.46])
+    # overall gain 0.4; long-input gain 0.42: larger, but not by the margin
+    attention = run(exact_match=[0.90, 0.92, 0.91], exact_match_long=[0.87, 0.89, 0.88])
+    metrics = {"dates-seq2seq": plain, **{m: attention for m in claims.DATES_ATTENTION}}
+    result = verdict(7, metrics)
+    assert result.verdict == NOT_SUPPORTED and "the gain exceeds the overall one by difference +0.02" in result.explanation
+
+
+def test_fewer_than_three_seeds_or_a_seed_at_the_cap_is_not_enough_data():
+    metrics = parity([0.50, 0.52, 0.49], [0.97, 0.99, 0.98], [0.95, 0.97, 0.99])
+    metrics["parity-long-gru"] = run(accuracy_longer=[0.95, 0.97])
+    metrics["parity-long-lstm"] = run(accuracy_longer=[0.97, 0.99, 0.98], plateau=[1, 0, 1])
+    result = verdict(1, metrics)
+    assert result.verdict == NOT_ENOUGH
+    assert "`parity-long-lstm` seed 2 stopped at the epoch cap" in result.explanation
+    assert "`parity-long-gru` has 2 seeds (needs ≥ 3)" in result.explanation
+    del metrics["parity-long-rnn"]["seeds"]["3"]["plateau"]  # how it stopped unknown: not enough either
+    assert "`parity-long-rnn` seed 3 does not record whether it reached its plateau" in verdict(1, metrics).explanation
+    # a file without seeds (the old form) is one seed: not enough either
+    assert verdict(4, {"parity-long-lstm": {"accuracy_longer": 0.95}, "parity-long-lstm-fb0": {"accuracy_longer": 0.6}}).verdict == NOT_ENOUGH
+
+
+def test_overlapping_seeds_are_within_noise():
+    metrics = {
+        "ring-gan": run(high_quality_pct=[10.0, 40.0, 25.0], modes_covered=[8, 8, 8]),
+        "ring-gan-minimax": run(high_quality_pct=[12.0, 20.0, 16.0], modes_covered=[6, 8, 7]),
+        "grid-gan": run(high_quality_pct=[90.0, 91.0, 92.0], modes_covered=[25, 24, 25]),
+        "grid-gan-minimax": run(high_quality_pct=[10.0, 11.0, 12.0], modes_covered=[20, 21, 22]),
+    }
+    result = verdict(8, metrics)  # ring: a 9-point gain over seeds that overlap
+    assert result.verdict == NOT_SUPPORTED and result.within_noise
+    assert claims.verdict_label(result) == "not supported (within noise)"
+    assert "25 ± 15 (n = 3)" in result.explanation and "grid: supported" in result.explanation
+    metrics["ring-gan"] = run(high_quality_pct=[24.0, 26.0, 25.0], modes_covered=[8, 8, 8])
+    metrics["ring-gan-minimax"] = run(high_quality_pct=[15.0, 17.0, 16.0], modes_covered=[8, 8, 8])
+    assert verdict(8, metrics).verdict == SUPPORTED
+
+
+def test_a_ceiling_is_inconclusive_and_claim_9_falls_back_on_reverse_kl():
+    full = dict(modes_covered=[8, 8, 8], high_quality_pct=[97.0, 98.0, 97.5])
+    metrics = {
+        "ring-gan": run(**full, reverse_kl=[0.02, 0.03, 0.025]),
+        "ring-gan-mbd": run(**full, reverse_kl=[0.02, 0.04, 0.03]),
+        "ring-wgan-gp": run(**full, reverse_kl=[0.03, 0.02, 0.025]),
+        "grid-gan": run(modes_covered=[17, 18, 16], high_quality_pct=[90.0] * 3, reverse_kl=[0.5] * 3),
+        "grid-gan-mbd": run(modes_covered=[24, 25, 25], high_quality_pct=[90.0] * 3, reverse_kl=[0.1] * 3),
+        "grid-wgan-gp": run(modes_covered=[23, 24, 25], high_quality_pct=[90.0] * 3, reverse_kl=[0.1] * 3),
+    }
+    result = verdict(9, metrics)
+    assert result.verdict == CEILING and "ring-gan-mbd: inconclusive: ceiling, both cover all 8 modes" in result.explanation
+    assert "grid-gan-mbd: supported" in result.explanation
+    # the plain GAN unevenly spread over its 8 modes: the secondary decides for the others
+    metrics["ring-gan"] = run(**full, reverse_kl=[0.40, 0.45, 0.50])
+    assert verdict(9, metrics).verdict == SUPPORTED
+    # claim 1 at the ceiling: every model at accuracy 1
+    assert verdict(1, parity([1.0, 1.0, 0.995], [1.0] * 3, [1.0] * 3)).verdict == CEILING
+
+
+def test_claim_3_a_recorded_divergence_is_the_outcome():
+    clipped = run(accuracy_train_lengths=[0.90, 0.92, 0.88], grad_norm_max=[50.0, 60.0, 55.0])
+    exploded = run(accuracy_train_lengths=[None, None, 0.60], grad_norm_max=[None, None, 1e6], plateau=[0, 0, 1], diverged=[1, 1, 0])
+    result = verdict(3, {"parity-rnn-biginit": exploded, "parity-rnn-biginit-clip": clipped})
+    assert result.verdict == SUPPORTED and "without clipping diverged in 2 of 3 seeds" in result.explanation
+    # the clipped run diverging in one seed: clipping did not keep it trainable
+    clipped_once = run(accuracy_train_lengths=[0.90, None, 0.88], grad_norm_max=[50.0, None, 55.0], diverged=[0, 1, 0], plateau=[1, 0, 1])
+    assert verdict(3, {"parity-rnn-biginit": exploded, "parity-rnn-biginit-clip": clipped_once}).verdict == NOT_SUPPORTED
+    # no divergence and gradients no larger than the clipped run's: nothing exploded, nothing to test
+    calm = run(accuracy_train_lengths=[0.60, 0.62, 0.61], grad_norm_max=[70.0, 80.0, 60.0])
+    result = verdict(3, {"parity-rnn-biginit": calm, "parity-rnn-biginit-clip": clipped})
+    assert result.verdict == NOT_ENOUGH and "did not explode" in result.explanation
+    # exploding gradients (4 decades) without divergence: decided by Welch on accuracy
+    wild = run(accuracy_train_lengths=[0.60, 0.62, 0.61], grad_norm_max=[1e6, 2e6, 5e5])
+    assert verdict(3, {"parity-rnn-biginit": wild, "parity-rnn-biginit-clip": clipped}).verdict == SUPPORTED
+
+
+def test_claim_4_accuracy_or_speed_shows_the_effect_and_neither_may_contradict_it():
+    def lstm(acc, epochs):
+        metrics = run(accuracy_longer=acc)
+        for seed, e in zip(metrics["seeds"].values(), epochs):
+            seed["epochs_to_target"] = e
+        return metrics
+
+    both_perfect = [1.0, 1.0, 1.0]
+    faster = {"parity-long-lstm": lstm(both_perfect, [5, 6, 5]), "parity-long-lstm-fb0": lstm(both_perfect, [12, 14, None])}
+    result = verdict(4, faster)
+    assert result.verdict == SUPPORTED and "shown by speed" in result.explanation
+    same = {"parity-long-lstm": lstm(both_perfect, [5, 9, 7]), "parity-long-lstm-fb0": lstm(both_perfect, [6, 8, 7])}
+    assert verdict(4, same).verdict == CEILING
+    slower_but_better = {"parity-long-lstm": lstm([0.95, 0.96, 0.97], [15, 16, 14]), "parity-long-lstm-fb0": lstm([0.70, 0.72, 0.71], [5, 6, 5])}
+    result = verdict(4, slower_but_better)
+    assert result.verdict == NOT_SUPPORTED and "speed contradicts" in result.explanation
+    # fb1 never reaching the target in one seed cannot show it faster
+    unreached = {"parity-long-lstm": lstm(both_perfect, [5, None, 5]), "parity-long-lstm-fb0": lstm(both_perfect, [12, 14, 13])}
+    assert verdict(4, unreached).verdict == CEILING
+
+
+def test_claim_6_and_claim_10():
+    bpc = {"peephole": 1.50, "nig": 1.52, "nfg": 1.80, "nog": 1.51, "niaf": 1.53, "noaf": 1.85, "np": 1.50, "cifg": 1.505, "fgr": 1.51}
+    metrics = {f"xml-lstm-{v}": run(test_bpc=[b - 0.005, b, b + 0.005]) for v, b in bpc.items()}
+    metrics["xml-rnn"] = run(test_bpc=[2.0, 2.01, 1.99])
+    assert verdict(6, metrics).verdict == SUPPORTED
+    metrics["xml-lstm-fgr"] = run(test_bpc=[1.40, 1.41, 1.39])  # a variant clearly beats vanilla
+    result = verdict(6, metrics)
+    assert result.verdict == NOT_SUPPORTED and "clearly better: FGR" in result.explanation
+
+    real = {"reference-digits": {"class_accuracy": 0.9}}  # flat, no seeds: the bar 0.1 + (0.9 - 0.1) / 2 = 0.5
+    good = {**real, "digits-cgan": run(class_accuracy=[0.6, 0.7, 0.65]), "digits-acgan": run(class_accuracy=[0.8, 0.85, 0.9])}
+    assert verdict(10, good).verdict == SUPPORTED
+    weak = verdict(10, {**real, "digits-cgan": run(class_accuracy=[0.3, 0.2, 0.25]), "digits-acgan": good["digits-acgan"]})
+    assert weak.verdict == NOT_SUPPORTED
+    assert verdict(10, {k: v for k, v in good.items() if k != "reference-digits"}).verdict == NOT_ENOUGH  # no sanity row
+
+
+def test_every_criterion_states_its_test_and_the_mixtures_match_params_yaml():
+    from conftest import REPO
+    from pipeline.config import load
+
+    for claim in claims.CLAIMS:
+        assert claim.criterion and claim.experiments
+    for number in (1, 2, 3, 4, 5, 6, 7, 8, 9):
+        assert "Welch" in claims.CLAIMS[number - 1].criterion, number
+    datasets = load(REPO / "params.yaml").datasets
+    assert claims.MODES == {"ring": datasets["ring"].settings.n_components, "grid": datasets["grid"].settings.side ** 2}
