@@ -225,7 +225,18 @@ def _choice(value: Any, choices: Any, path: str, what: str) -> str:
 
 
 TOP_LEVEL = {"seed", "tracking", "trainer", "datasets", "experiments"}
-OPTIONAL_TOP_LEVEL = {"references"}
+OPTIONAL_TOP_LEVEL = {"references", "defaults"}
+NESTED_KEYS = {"trainer", "plateau", "sampling"}  # merged key by key with a task's defaults
+
+
+def with_defaults(body: dict, shared: dict) -> dict:
+    """An experiment's keys over its task's ``defaults`` (the sections in ``NESTED_KEYS`` are
+    merged key by key), so params.yaml states each experiment's differences only."""
+    merged = {**shared, **body}
+    for key in NESTED_KEYS:
+        if isinstance(shared.get(key), dict) and isinstance(body.get(key), dict):
+            merged[key] = {**shared[key], **body[key]}
+    return merged
 
 
 def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
@@ -267,6 +278,17 @@ def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
         settings = _validate(SOURCES[source].Settings, rest, path)
         datasets[name] = Dataset(name=name, source=source, settings=settings)
 
+    defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError("defaults", "expected a mapping of task name to the settings its experiments share")
+    for task_name, shared in defaults.items():
+        _choice(task_name, TASKS, f"defaults.{task_name}", "task")
+        if not isinstance(shared, dict):
+            raise ConfigError(f"defaults.{task_name}", "expected a mapping (use {} when the task's experiments share nothing)")
+        for key in ("dataset", "task", "model"):
+            if key in shared:
+                raise ConfigError(f"defaults.{task_name}.{key}", "each experiment names its own dataset, task and model")
+
     experiments: dict[str, Experiment] = {}
     if not isinstance(raw["experiments"], dict):
         raise ConfigError("experiments", "expected a mapping of experiment name to settings")
@@ -279,6 +301,12 @@ def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
                 raise ConfigError(f"{path}.{key}", "missing required key")
         _choice(body["dataset"], datasets, f"{path}.dataset", "dataset")
         task = TASKS[_choice(body["task"], TASKS, f"{path}.task", "task")]
+        if defaults and task.name not in defaults:
+            # dvc.yaml makes defaults.<task> a parameter of the task's stages: it must exist
+            raise ConfigError(f"defaults.{task.name}", "missing: every task with experiments needs an entry ({} when they share nothing)")
+        if body.get("seed") is not None and defaults.get(task.name, {}).get("seeds") is not None:
+            body = {**body, "seeds": None}  # an experiment's own single seed replaces the shared list
+        body = with_defaults(body, defaults.get(task.name, {}))
         model = MODELS[_choice(body["model"], MODELS, f"{path}.model", "model")]
         source = datasets[body["dataset"]].source
         if source not in task.sources:

@@ -36,6 +36,9 @@ def shrink(params: dict) -> dict:
         body["sampling"] = {**body.get("sampling", {}), "length": 20}
         if body.get("seeds"):
             body["seeds"] = body["seeds"][:1]
+    for shared in (params.get("defaults") or {}).values():
+        if shared.get("seeds"):
+            shared["seeds"] = shared["seeds"][:1]
     return params
 
 
@@ -54,6 +57,7 @@ def project(tmp_path, monkeypatch, small_params):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params, sort_keys=False))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ZOO_ROOT", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path
 
 

@@ -125,3 +125,31 @@ def test_malformed_yaml_names_file_and_line(project):
     (line,) = result.output.strip().splitlines()
     assert line.startswith("error: params.yaml: line ") and "malformed YAML" in line
     _assert_nothing_written(project)
+
+
+def test_defaults_give_a_tasks_experiments_their_shared_settings_and_an_experiment_overrides_its_own(small_params):
+    params = dict(small_params)
+    params["defaults"] = {task: {} for task in {e["task"] for e in params["experiments"].values()}}
+    params["defaults"]["xml"] = {"hidden_size": 40, "seeds": [4, 5, 6], "trainer": {"max_epochs": 7, "gradient_clip_val": 1.0}}
+    params["experiments"] = {k: v for k, v in params["experiments"].items() if v["task"] != "xml"}
+    params["experiments"]["xml-a"] = {"dataset": "xml", "task": "xml", "model": "lstm"}
+    params["experiments"]["xml-b"] = {"dataset": "xml", "task": "xml", "model": "gru", "hidden_size": 24, "seed": 9, "trainer": {"max_epochs": 3}}
+    config = config_mod.validate(params)
+    a, b = config.experiments["xml-a"], config.experiments["xml-b"]
+    assert a.settings.hidden_size == 40 and config.experiment_seeds("xml-a") == [4, 5, 6] and a.trainer.max_epochs == 7
+    assert b.settings.hidden_size == 24 and config.experiment_seeds("xml-b") == [9]
+    assert b.trainer.max_epochs == 3 and b.trainer.gradient_clip_val == 1.0  # trainer merged key by key
+
+
+def test_defaults_errors_name_the_key(small_params):
+    params = dict(small_params)
+    params["defaults"] = {"parity": {}}
+    with pytest.raises(ConfigError, match=r"defaults\.\w+: missing"):
+        config_mod.validate(params)
+    params["defaults"] = {"nope": {}}
+    with pytest.raises(ConfigError, match="defaults.nope: unknown task"):
+        config_mod.validate(params)
+    params["defaults"] = {task: {} for task in {e["task"] for e in params["experiments"].values()}}
+    params["defaults"]["parity"] = {"model": "rnn"}
+    with pytest.raises(ConfigError, match="defaults.parity.model"):
+        config_mod.validate(params)
