@@ -43,6 +43,15 @@ class TrainerSettings(Strict):
     limit_train_batches: Optional[Union[int, float]] = Field(None, gt=0)
     limit_val_batches: Optional[Union[int, float]] = Field(None, ge=0)
     check_val_every_n_epoch: int = Field(1, ge=1)
+    val_check_interval: Optional[Union[int, float]] = Field(None, gt=0, description="validate every N batches (int) or this fraction of an epoch (float)")
+    min_epochs: Optional[int] = Field(None, ge=0, description="train at least this long before the plateau may stop it")
+    max_steps: int = Field(-1, ge=-1)
+    min_steps: Optional[int] = Field(None, ge=0)
+    max_time: Optional[str] = Field(None, description="DD:HH:MM:SS: stop after this long")
+    accumulate_grad_batches: int = Field(1, ge=1)
+    overfit_batches: Union[int, float] = Field(0.0, ge=0)
+    fast_dev_run: Union[bool, int] = False
+    num_sanity_val_steps: Optional[int] = Field(None, ge=-1)
     profiler: Optional[Literal["simple", "advanced", "pytorch"]] = Field(
         None, description="Lightning's report of where the time goes; none: no profiling (pipeline.profiler)"
     )

@@ -33,6 +33,8 @@ def shrink(params: dict) -> dict:
         body.setdefault("trainer", {})["max_epochs"] = 1
         body["trainer"]["limit_train_batches"] = 4
         body["trainer"]["limit_val_batches"] = 2
+        for key in ("min_epochs", "min_steps", "val_check_interval"):
+            body["trainer"][key] = None
         body["sampling"] = {**body.get("sampling", {}), "length": 20}
         if body.get("seeds"):
             body["seeds"] = body["seeds"][:1]
