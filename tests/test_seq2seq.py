@@ -93,16 +93,30 @@ def test_multi_head_attention_masks_to_zero():
     assert (weights[:, :, ~mask[0]] == 0).all()
 
 
-def test_language_model_state_is_the_preceding_context():
-    """Scoring a stream window by window with the carried state equals scoring it whole."""
+def test_language_model_sees_its_training_window_and_no_more():
+    """Stream evaluation window by window: the carried state gives each prediction the T
+    characters up to it (T = the window, as in training), never the up to context_length
+    characters that training never attended over."""
     torch.manual_seed(0)
     lm = TransformerLM(vocab_size=TGT_V, d_model=16, heads=2, ff_size=32, layers=1, dropout=0.0, context_length=12).eval()
     x = torch.randint(0, TGT_V, (2, 12))
+
+    def windows(x):
+        with torch.no_grad():
+            first, state = lm(x[:, :6])
+            return first, lm(x[:, 6:], state)[0]
+
+    first, second = windows(x)
+    torch.testing.assert_close(first, lm.logits(x[:, :6]))  # a first window is scored as in training
     with torch.no_grad():
-        whole = lm.logits(x)
-        first, state = lm(x[:, :6])
-        second, _ = lm(x[:, 6:], state)
-    torch.testing.assert_close(torch.cat([first, second], 1), whole)
+        torch.testing.assert_close(second, lm.logits(x, span=6)[:, 6:])
+        assert not torch.allclose(second, lm.logits(x)[:, 6:], atol=1e-4)  # all 12 would differ
+    y = x.clone()
+    y[:, 0] = (x[:, 0] + 1) % TGT_V  # 7 characters before the second window's first prediction
+    torch.testing.assert_close(windows(y)[1], second)
+    y[:, 1] = (x[:, 1] + 1) % TGT_V  # 6 before it: within its view, and only within its view
+    changed = (windows(y)[1] - second).abs().amax(-1) > 1e-5  # (B, 6)
+    assert changed[:, 0].all() and not changed[:, 1:].any()
     with pytest.raises(ValueError, match="context_length"):
         lm(torch.zeros(1, 13, dtype=torch.long))
 
@@ -176,6 +190,11 @@ def test_metrics_on_hand_made_pairs():
     # brevity penalty exp(1 - r/c) for a short hypothesis of exact 4-grams
     short = [["a", "b", "c", "d"]]
     assert bleu(short, [["a", "b", "c", "d", "e", "f", "g", "h"]]) == pytest.approx(100 * np.exp(1 - 8 / 4), abs=1e-3)
+    # no smoothing: no matching 4-gram scores 0 (sacrebleu's default 'exp' smoothing gives 59.46 here)
+    assert bleu([["a", "b", "c", "x"]], [["a", "b", "c", "d"]]) == 0.0
+    # corpus-level pooling: p_n = (6+2)/(7+3), (5+1)/(6+2), (4+0)/(5+1), (3+0)/(4+0); c = 10 > r = 9
+    pooled = 100 * (8 / 10 * 6 / 8 * 4 / 6 * 3 / 4) ** 0.25
+    assert bleu(["the cat sat on the mat today".split(), "a b c".split()], [ref2[0], "a b d".split()]) == pytest.approx(pooled, abs=1e-3)  # 74.01
     assert exact_match([[1, 2], [1, 3]], [[1, 2], [1, 2]]).tolist() == [1.0, 0.0]
     assert token_accuracy([[1, 2, 3], [4]], [[1, 0, 3], [4, 5]]) == pytest.approx(3 / 5)
     assert mean_by(np.array([1, 0, 1, 1]), np.array([3, 3, 5, 5])) == {3: 0.5, 5: 1.0}
