@@ -201,12 +201,12 @@ def test_metrics_on_hand_made_pairs():
 
 
 def test_date_generator_round_trips_and_is_seeded():
-    settings = dates.Settings(n_train=600, n_val=10, n_test=10, n_test_long=200, max_filler_words=5)
+    settings = dates.Settings(n_train=600, n_val=10, n_test=10, n_test_long=200, max_filler_words=3, long_min_filler_words=7, long_max_filler_words=9)
     data = dates.generate(settings, seed=3)
     again = dates.generate(settings, seed=3)
-    assert all(np.array_equal(data["train"][k], again["train"][k]) for k in data["train"])
+    assert all(np.array_equal(data[name][k], again[name][k]) for name in ("train", "test_long") for k in data[name])
     src, tgt = list(data["vocab"]["source_tokens"]), list(data["vocab"]["target_tokens"])
-    seen_formats = set()
+    seen_formats, fillers = set(), {"train": set(), "test_long": set()}
     for name in ("train", "test_long"):
         split = data[name]
         for i in range(len(split["formats"])):
@@ -215,13 +215,17 @@ def test_date_generator_round_trips_and_is_seeded():
             fmt = dates.FORMATS[split["formats"][i]]
             assert dates.parse(text, fmt, settings.min_year) == dt.date.fromisoformat(iso), (text, iso, fmt)
             seen_formats.add(fmt)
+            fillers[name].add(len(text.split()) - len(dates.render(dt.date.fromisoformat(iso), fmt).split()))
     assert len(seen_formats) == len(dates.FORMATS)
+    assert fillers["train"] == {0, 1, 2, 3}  # no phrase, or 1 .. max_filler_words filler words
+    assert fillers["test_long"] == {7, 8, 9}  # long_min_filler_words .. long_max_filler_words
     lengths, long_lengths = data["train"]["source_lengths"], data["test_long"]["source_lengths"]
-    assert long_lengths.mean() > 2 * np.median(lengths)  # the long split is long
-    assert long_lengths.max() <= lengths.max() + 40  # but within reach of the training lengths
+    assert long_lengths.min() > lengths.max()  # test_long lies beyond every training length
     assert dates.render(dt.date(2026, 11, 26), "{A}, {d} {B} {Y}") == "Thursday, 26 November 2026"
     assert dates.parse("26/11/26", "{dd}/{mm}/{yy}", 1950) == dt.date(2026, 11, 26)
     assert dates.parse("03.04.51", "{dd}.{mm}.{yy}", 1950) == dt.date(1951, 4, 3)
+    with pytest.raises(ValueError, match="long_min_filler_words"):
+        dates.Settings(max_filler_words=6, long_min_filler_words=6)
 
 
 def test_captions_hold_out_digit_images():
@@ -248,3 +252,44 @@ def test_teacher_forcing_arrays_and_buckets():
     assert spread < 15  # similar lengths together
     sampler.set_epoch(1)
     assert list(sampler) != batches
+
+
+class ReadsShortInputs(torch.nn.Module):
+    """A stand-in decoder that writes the reference for inputs of up to ``reach`` characters and
+    a wrong date beyond: what the evaluation makes of a model that degrades with length."""
+
+    def __init__(self, splits, reach: int):
+        super().__init__()
+        self.answers = {tuple(s[:n].tolist()): list(t[:m]) for split in splits for s, n, t, m in
+                        zip(split["source"], split["source_lengths"], split["target"], split["target_lengths"])}
+        self.reach, self.device = reach, torch.device("cpu")
+        self.hparams = type("H", (), {"beam_width": 2})()
+
+    def greedy(self, source, lengths, max_length):
+        rows = []
+        for s, n in zip(source.tolist(), lengths.tolist()):
+            answer = self.answers[tuple(s[:n])]
+            rows.append((answer if n <= self.reach else answer[::-1]) + [END] + [PAD] * (max_length - len(answer) - 1))
+        return torch.tensor(rows), torch.zeros(len(rows)), None
+
+    def beam_search(self, source, lengths, max_length, width, greedy=None):
+        return (greedy or self.greedy(source, lengths, max_length))[:2]
+
+
+def test_dates_evaluation_scores_exact_match_by_length_beyond_the_training_lengths(tmp_path):
+    from pipeline.tasks.seq2seq import DatesTask
+
+    data = dates.generate(dates.Settings(n_train=300, n_val=10, n_test=200, n_test_long=50, max_filler_words=3, long_min_filler_words=6, long_max_filler_words=8), seed=0)
+    for name, arrays in data.items():
+        np.savez(tmp_path / f"{name}.npz", **arrays)
+    reach = 20
+    model = ReadsShortInputs([data["test"], data["test_long"]], reach)
+    result = DatesTask().evaluate(model, tmp_path, {}, tmp_path, 0, "stand-in")
+    test, long = data["test"]["source_lengths"], data["test_long"]["source_lengths"]
+    assert result.metrics["exact_match"] == pytest.approx((test <= reach).mean())  # a reversed ISO date is never right
+    assert result.metrics["exact_match_long"] == 0.0 and result.metrics["exact_match_greedy_long"] == 0.0
+    curve = result.series["exact_match_by_length"]  # bins of 10 characters, test and test_long together
+    assert min(curve) == 0 and max(curve) == (int(long.max()) // 10) * 10 > int(data["train"]["source_lengths"].max())
+    assert all(curve[k] == 1.0 for k in curve if k + 9 <= reach) and all(curve[k] == 0.0 for k in curve if k > reach + 10)
+    assert (tmp_path / "accuracy_by_length.png").stat().st_size > 0
+    assert (tmp_path / "accuracy_by_length.csv").read_text().startswith("length,exact_match\n0,1.0000\n")
