@@ -214,7 +214,7 @@ class Seq2SeqTask(SequenceTask):
 
 class DatesTask(Seq2SeqTask):
     name = "dates"
-    description = "a date as people write it (characters) -> ISO 8601; long inputs embed it in a phrase"
+    description = "a date as people write it (characters) -> ISO 8601; test_long embeds it in phrases longer than any training input"
     sources = frozenset({"dates"})
     columns = (
         *Seq2SeqTask.columns[:2],
