@@ -20,11 +20,14 @@ teacher-forced pass without gradient gives the model's own predictions, which re
 reference inputs with probability 1 − ratio in the second pass.
 
 ``TransformerLM`` (head ``language-model``): the decoder without encoder–decoder attention
-(as in Liu et al. 2018 and GPT). Its ``state`` is the preceding characters: a call sees at
-most ``context_length`` characters, the window itself and as many earlier ones as fit, so the
-stream evaluation gives it context across windows as the recurrent models' carried state
-does. Training windows are placed at a random position offset in 0 .. context_length −
-window so that every position the evaluation uses is trained.
+(as in Liu et al. 2018 and GPT). Training windows of T characters are placed at a random
+position offset in 0 .. context_length − T, so every position up to ``context_length`` is
+trained, but no prediction ever attends to more than T characters. Its ``state`` is the
+preceding characters: a call on a window of T characters after a state sees the window and
+the earlier characters that fit in ``context_length``, through a causal mask banded to T, so
+that each prediction sees the T characters up to it (the stream evaluation's windows are
+the training windows): context across windows, as the recurrent models' carried state
+gives, but never more context than training used.
 """
 
 from __future__ import annotations
@@ -54,9 +57,10 @@ def positional_encoding(length: int, d: int, device, offset: int = 0) -> Tensor:
     return pe
 
 
-def causal_mask(length: int, device) -> Tensor:
-    """(length, length) True where query t may see key s, i.e. s ≤ t."""
-    return torch.ones(length, length, dtype=torch.bool, device=device).tril()
+def causal_mask(length: int, device, span: Optional[int] = None) -> Tensor:
+    """(length, length) True where query t may see key s, i.e. s ≤ t (and t − s < ``span``)."""
+    ones = torch.ones(length, length, dtype=torch.bool, device=device)
+    return ones.tril() if span is None else ones.tril() & ones.triu(1 - span)
 
 
 class MultiHeadAttention(nn.Module):
@@ -193,23 +197,26 @@ class TransformerLM(FastHookBookkeeping, EpochMeans, pl.LightningModule):
         self.dropout = nn.Dropout(dropout)
         init_embeddings(self.embedding)
 
-    def logits(self, tokens: Tensor, offset: int = 0) -> Tensor:
-        """tokens (B, T) -> next-token logits (B, T, V); positions start at ``offset``."""
+    def logits(self, tokens: Tensor, offset: int = 0, span: Optional[int] = None) -> Tensor:
+        """tokens (B, T) -> next-token logits (B, T, V); positions start at ``offset``; each
+        prediction sees at most ``span`` tokens, its own included (None: all before it)."""
         d = self.hparams.d_model
         x = self.dropout(self.embedding(tokens.long()) * math.sqrt(d) + positional_encoding(tokens.shape[1], d, tokens.device, offset))
-        mask = causal_mask(tokens.shape[1], tokens.device)[None]
+        mask = causal_mask(tokens.shape[1], tokens.device, span)[None]
         for layer in self.layers:
             x, _ = layer(x, mask)
         return self.head(x)
 
     def forward(self, inputs: Tensor, state: Optional[Tensor] = None):
-        """inputs (B, T) -> logits (B, T, V) and the state: the last context_length − 1 characters seen."""
+        """inputs (B, T) -> logits (B, T, V) and the state: the last context_length − 1 characters seen.
+        Each prediction sees the T characters up to it, as the predictions of a training window
+        of T do at most; earlier ones come from ``state``."""
         C, T = self.hparams.context_length, inputs.shape[1]
         if T > C:
             raise ValueError(f"a window of {T} characters is longer than context_length {C}: raise context_length or lower sequence_length")
         inputs = inputs.long()
         context = inputs if state is None or C == T else torch.cat([state[:, max(0, state.shape[1] - (C - T)) :], inputs], 1)
-        logits = self.logits(context)[:, -T:]
+        logits = self.logits(context, span=T)[:, -T:]
         return logits, context[:, -(C - 1) :]
 
     def _step(self, batch, stage: str) -> Tensor:

@@ -58,13 +58,16 @@ def token_accuracy(hypotheses: list, references: list) -> float:
 
 
 def bleu(hypotheses: list, references: list) -> float:
-    """Corpus BLEU (sacrebleu: 4-grams, brevity penalty, no smoothing) on the task's own tokens,
-    joined with spaces and not tokenised again (``tokenize='none'``); 0 .. 100."""
+    """Corpus BLEU (Papineni et al. 2002, as sacrebleu computes it): 100 · BP · exp(Σ_n ¼ log p_n)
+    over the clipped n-gram precisions p_1 .. p_4 pooled over the corpus, brevity penalty
+    BP = min(1, exp(1 − r/c)). No smoothing (``smooth_method='none'``; sacrebleu's default is
+    'exp'): a corpus without one matching 4-gram scores 0. Hypotheses and references are the
+    task's own tokens, joined with spaces and not tokenised again (``tokenize='none'``); 0 .. 100."""
     import sacrebleu
 
     hyps = [" ".join(map(str, h)) for h in hypotheses]
     refs = [" ".join(map(str, r)) for r in references]
-    return float(sacrebleu.corpus_bleu(hyps, [refs], tokenize="none").score)
+    return float(sacrebleu.corpus_bleu(hyps, [refs], smooth_method="none", tokenize="none").score)
 
 
 def mean_by(values: np.ndarray, keys: np.ndarray) -> dict[int, float]:

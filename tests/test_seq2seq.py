@@ -93,16 +93,30 @@ def test_multi_head_attention_masks_to_zero():
     assert (weights[:, :, ~mask[0]] == 0).all()
 
 
-def test_language_model_state_is_the_preceding_context():
-    """Scoring a stream window by window with the carried state equals scoring it whole."""
+def test_language_model_sees_its_training_window_and_no_more():
+    """Stream evaluation window by window: the carried state gives each prediction the T
+    characters up to it (T = the window, as in training), never the up to context_length
+    characters that training never attended over."""
     torch.manual_seed(0)
     lm = TransformerLM(vocab_size=TGT_V, d_model=16, heads=2, ff_size=32, layers=1, dropout=0.0, context_length=12).eval()
     x = torch.randint(0, TGT_V, (2, 12))
+
+    def windows(x):
+        with torch.no_grad():
+            first, state = lm(x[:, :6])
+            return first, lm(x[:, 6:], state)[0]
+
+    first, second = windows(x)
+    torch.testing.assert_close(first, lm.logits(x[:, :6]))  # a first window is scored as in training
     with torch.no_grad():
-        whole = lm.logits(x)
-        first, state = lm(x[:, :6])
-        second, _ = lm(x[:, 6:], state)
-    torch.testing.assert_close(torch.cat([first, second], 1), whole)
+        torch.testing.assert_close(second, lm.logits(x, span=6)[:, 6:])
+        assert not torch.allclose(second, lm.logits(x)[:, 6:], atol=1e-4)  # all 12 would differ
+    y = x.clone()
+    y[:, 0] = (x[:, 0] + 1) % TGT_V  # 7 characters before the second window's first prediction
+    torch.testing.assert_close(windows(y)[1], second)
+    y[:, 1] = (x[:, 1] + 1) % TGT_V  # 6 before it: within its view, and only within its view
+    changed = (windows(y)[1] - second).abs().amax(-1) > 1e-5  # (B, 6)
+    assert changed[:, 0].all() and not changed[:, 1:].any()
     with pytest.raises(ValueError, match="context_length"):
         lm(torch.zeros(1, 13, dtype=torch.long))
 
@@ -176,18 +190,23 @@ def test_metrics_on_hand_made_pairs():
     # brevity penalty exp(1 - r/c) for a short hypothesis of exact 4-grams
     short = [["a", "b", "c", "d"]]
     assert bleu(short, [["a", "b", "c", "d", "e", "f", "g", "h"]]) == pytest.approx(100 * np.exp(1 - 8 / 4), abs=1e-3)
+    # no smoothing: no matching 4-gram scores 0 (sacrebleu's default 'exp' smoothing gives 59.46 here)
+    assert bleu([["a", "b", "c", "x"]], [["a", "b", "c", "d"]]) == 0.0
+    # corpus-level pooling: p_n = (6+2)/(7+3), (5+1)/(6+2), (4+0)/(5+1), (3+0)/(4+0); c = 10 > r = 9
+    pooled = 100 * (8 / 10 * 6 / 8 * 4 / 6 * 3 / 4) ** 0.25
+    assert bleu(["the cat sat on the mat today".split(), "a b c".split()], [ref2[0], "a b d".split()]) == pytest.approx(pooled, abs=1e-3)  # 74.01
     assert exact_match([[1, 2], [1, 3]], [[1, 2], [1, 2]]).tolist() == [1.0, 0.0]
     assert token_accuracy([[1, 2, 3], [4]], [[1, 0, 3], [4, 5]]) == pytest.approx(3 / 5)
     assert mean_by(np.array([1, 0, 1, 1]), np.array([3, 3, 5, 5])) == {3: 0.5, 5: 1.0}
 
 
 def test_date_generator_round_trips_and_is_seeded():
-    settings = dates.Settings(n_train=600, n_val=10, n_test=10, n_test_long=200, max_filler_words=5)
+    settings = dates.Settings(n_train=600, n_val=10, n_test=10, n_test_long=200, max_filler_words=3, long_min_filler_words=7, long_max_filler_words=9)
     data = dates.generate(settings, seed=3)
     again = dates.generate(settings, seed=3)
-    assert all(np.array_equal(data["train"][k], again["train"][k]) for k in data["train"])
+    assert all(np.array_equal(data[name][k], again[name][k]) for name in ("train", "test_long") for k in data[name])
     src, tgt = list(data["vocab"]["source_tokens"]), list(data["vocab"]["target_tokens"])
-    seen_formats = set()
+    seen_formats, fillers = set(), {"train": set(), "test_long": set()}
     for name in ("train", "test_long"):
         split = data[name]
         for i in range(len(split["formats"])):
@@ -196,13 +215,17 @@ def test_date_generator_round_trips_and_is_seeded():
             fmt = dates.FORMATS[split["formats"][i]]
             assert dates.parse(text, fmt, settings.min_year) == dt.date.fromisoformat(iso), (text, iso, fmt)
             seen_formats.add(fmt)
+            fillers[name].add(len(text.split()) - len(dates.render(dt.date.fromisoformat(iso), fmt).split()))
     assert len(seen_formats) == len(dates.FORMATS)
+    assert fillers["train"] == {0, 1, 2, 3}  # no phrase, or 1 .. max_filler_words filler words
+    assert fillers["test_long"] == {7, 8, 9}  # long_min_filler_words .. long_max_filler_words
     lengths, long_lengths = data["train"]["source_lengths"], data["test_long"]["source_lengths"]
-    assert long_lengths.mean() > 2 * np.median(lengths)  # the long split is long
-    assert long_lengths.max() <= lengths.max() + 40  # but within reach of the training lengths
+    assert long_lengths.min() > lengths.max()  # test_long lies beyond every training length
     assert dates.render(dt.date(2026, 11, 26), "{A}, {d} {B} {Y}") == "Thursday, 26 November 2026"
     assert dates.parse("26/11/26", "{dd}/{mm}/{yy}", 1950) == dt.date(2026, 11, 26)
     assert dates.parse("03.04.51", "{dd}.{mm}.{yy}", 1950) == dt.date(1951, 4, 3)
+    with pytest.raises(ValueError, match="long_min_filler_words"):
+        dates.Settings(max_filler_words=6, long_min_filler_words=6)
 
 
 def test_captions_hold_out_digit_images():
@@ -229,3 +252,44 @@ def test_teacher_forcing_arrays_and_buckets():
     assert spread < 15  # similar lengths together
     sampler.set_epoch(1)
     assert list(sampler) != batches
+
+
+class ReadsShortInputs(torch.nn.Module):
+    """A stand-in decoder that writes the reference for inputs of up to ``reach`` characters and
+    a wrong date beyond: what the evaluation makes of a model that degrades with length."""
+
+    def __init__(self, splits, reach: int):
+        super().__init__()
+        self.answers = {tuple(s[:n].tolist()): list(t[:m]) for split in splits for s, n, t, m in
+                        zip(split["source"], split["source_lengths"], split["target"], split["target_lengths"])}
+        self.reach, self.device = reach, torch.device("cpu")
+        self.hparams = type("H", (), {"beam_width": 2})()
+
+    def greedy(self, source, lengths, max_length):
+        rows = []
+        for s, n in zip(source.tolist(), lengths.tolist()):
+            answer = self.answers[tuple(s[:n])]
+            rows.append((answer if n <= self.reach else answer[::-1]) + [END] + [PAD] * (max_length - len(answer) - 1))
+        return torch.tensor(rows), torch.zeros(len(rows)), None
+
+    def beam_search(self, source, lengths, max_length, width, greedy=None):
+        return (greedy or self.greedy(source, lengths, max_length))[:2]
+
+
+def test_dates_evaluation_scores_exact_match_by_length_beyond_the_training_lengths(tmp_path):
+    from pipeline.tasks.seq2seq import DatesTask
+
+    data = dates.generate(dates.Settings(n_train=300, n_val=10, n_test=200, n_test_long=50, max_filler_words=3, long_min_filler_words=6, long_max_filler_words=8), seed=0)
+    for name, arrays in data.items():
+        np.savez(tmp_path / f"{name}.npz", **arrays)
+    reach = 20
+    model = ReadsShortInputs([data["test"], data["test_long"]], reach)
+    result = DatesTask().evaluate(model, tmp_path, {}, tmp_path, 0, "stand-in")
+    test, long = data["test"]["source_lengths"], data["test_long"]["source_lengths"]
+    assert result.metrics["exact_match"] == pytest.approx((test <= reach).mean())  # a reversed ISO date is never right
+    assert result.metrics["exact_match_long"] == 0.0 and result.metrics["exact_match_greedy_long"] == 0.0
+    curve = result.series["exact_match_by_length"]  # bins of 10 characters, test and test_long together
+    assert min(curve) == 0 and max(curve) == (int(long.max()) // 10) * 10 > int(data["train"]["source_lengths"].max())
+    assert all(curve[k] == 1.0 for k in curve if k + 9 <= reach) and all(curve[k] == 0.0 for k in curve if k > reach + 10)
+    assert (tmp_path / "accuracy_by_length.png").stat().st_size > 0
+    assert (tmp_path / "accuracy_by_length.csv").read_text().startswith("length,exact_match\n0,1.0000\n")

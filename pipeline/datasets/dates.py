@@ -7,12 +7,15 @@ ambiguous; a two-digit year yy means the year in min_year .. min_year + 99 that 
 then in its own case, lower case or upper case (probabilities 0.6, 0.25, 0.15). The target is
 ``YYYY-MM-DD``.
 
-With probability ``phrase_prob`` the date is embedded in a phrase: 1 .. ``max_filler_words``
-filler words before it and 0 .. ``max_filler_words`` after it (words without digits or month
-names, e.g. "please confirm the booking for 26/11/26 before noon"). The split ``test_long``
-(``n_test_long`` examples) embeds every date in a phrase with at least ``max_filler_words``
-words in all: the longest inputs of the training distribution, where a plain encoder–decoder
-must carry the date through many characters in one state vector.
+With probability ``phrase_prob`` the date is embedded in a phrase of k filler words, k uniform
+in 1 .. ``max_filler_words``, the first 1 .. k of them before the date and the rest after it
+(words without digits or month names, e.g. "please confirm the booking for 26/11/26 before
+noon"). The splits train, val and test share this distribution. The split ``test_long``
+(``n_test_long`` examples) lies beyond it, as the long sentences of Bahdanau et al. 2015's
+Fig. 2 lie beyond RNNenc-30's training lengths: every date sits in a phrase of
+``long_min_filler_words`` .. ``long_max_filler_words`` filler words, and every input is longer
+(in characters) than the longest training input. There a plain encoder–decoder must carry the
+date through more characters than it was ever trained on, in one state vector.
 
 Arrays per split: ``source`` (int16, N x S, zero-padded), ``source_lengths``, ``target`` (int16,
 N x 10), ``target_lengths``, ``formats`` (index into FORMATS). Split ``vocab``: ``source_tokens``
@@ -72,7 +75,9 @@ class Settings(BaseModel):
     min_year: int = Field(1950, ge=1)
     max_year: int = Field(2049, le=9999)
     phrase_prob: float = Field(0.3, ge=0, le=1)
-    max_filler_words: int = Field(8, ge=1)
+    max_filler_words: int = Field(8, ge=1, description="filler words of a phrase in train, val, test: 1 .. this")
+    long_min_filler_words: int = Field(17, ge=1, description="test_long's phrases: this many filler words at least")
+    long_max_filler_words: int = Field(24, ge=1)
     n_train: int = Field(20000, ge=1)
     n_val: int = Field(1000, ge=1)
     n_test: int = Field(2000, ge=1)
@@ -82,6 +87,8 @@ class Settings(BaseModel):
     def _two_digit_years_decode(self) -> "Settings":
         if not 0 <= self.max_year - self.min_year < 100:
             raise ValueError("max_year - min_year must be 0 .. 99 (a two-digit year must name one year)")
+        if not self.max_filler_words < self.long_min_filler_words <= self.long_max_filler_words:
+            raise ValueError("need max_filler_words < long_min_filler_words <= long_max_filler_words (test_long lies beyond the training phrases)")
         return self
 
 
@@ -126,27 +133,40 @@ def _case(text: str, u: float) -> str:
     return text if u < 0.6 else text.lower() if u < 0.85 else text.upper()
 
 
-def examples(n: int, settings: Settings, rng: np.random.Generator, phrase_prob: float, min_words: int) -> dict[str, np.ndarray]:
+def examples(n: int, settings: Settings, rng: np.random.Generator, phrase_prob: float, words: tuple[int, int]) -> list[tuple[str, str, int]]:
+    """``n`` (source text, ISO target, format index); a phrase has words[0] .. words[1] filler words."""
     first, last = dt.date(settings.min_year, 1, 1).toordinal(), dt.date(settings.max_year, 12, 31).toordinal()
     ordinals = rng.integers(first, last + 1, size=n)
     formats = rng.integers(0, len(FORMATS), size=n)
     cases = rng.random(n)
     in_phrase = rng.random(n) < phrase_prob
-    sources, targets = [], []
-    W = settings.max_filler_words
+    out = []
     for i in range(n):
         date = dt.date.fromordinal(int(ordinals[i]))
         text = _case(render(date, FORMATS[formats[i]]), cases[i])
         if in_phrase[i]:
-            before = int(rng.integers(max(1, min_words - W), W + 1))
-            after = int(rng.integers(max(0, min_words - before), W + 1))
-            words = rng.choice(FILLERS, size=before + after)
-            text = " ".join([*words[:before], text, *words[before:]])
-        sources.append(text)
-        targets.append(date.isoformat())
-    source, source_lengths = encode(sources, SOURCE_ID)
-    target, target_lengths = encode(targets, TARGET_ID)
-    return {"source": source, "source_lengths": source_lengths, "target": target, "target_lengths": target_lengths, "formats": formats.astype(np.int16)}
+            k = int(rng.integers(words[0], words[1] + 1))
+            before = int(rng.integers(1, k + 1))
+            fillers = rng.choice(FILLERS, size=k)
+            text = " ".join([*fillers[:before], text, *fillers[before:]])
+        out.append((text, date.isoformat(), int(formats[i])))
+    return out
+
+
+def longer_than(n: int, min_length: int, settings: Settings, rng: np.random.Generator) -> list[tuple[str, str, int]]:
+    """``n`` examples of test_long's phrases, each longer than ``min_length`` characters (drawn
+    until there are enough; the phrase lengths make almost every draw long enough)."""
+    words, out = (settings.long_min_filler_words, settings.long_max_filler_words), []
+    while len(out) < n:
+        out += [e for e in examples(n, settings, rng, 1.0, words) if len(e[0]) > min_length]
+    return out[:n]
+
+
+def arrays(rows: list[tuple[str, str, int]]) -> dict[str, np.ndarray]:
+    source, source_lengths = encode([r[0] for r in rows], SOURCE_ID)
+    target, target_lengths = encode([r[1] for r in rows], TARGET_ID)
+    formats = np.array([r[2] for r in rows], dtype=np.int16)
+    return {"source": source, "source_lengths": source_lengths, "target": target, "target_lengths": target_lengths, "formats": formats}
 
 
 def encode(texts: list[str], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -159,14 +179,11 @@ def encode(texts: list[str], index: dict[str, int]) -> tuple[np.ndarray, np.ndar
 
 def generate(settings: Settings, seed: int, scratch: Path | None = None) -> dict[str, dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
-    p = settings.phrase_prob
-    splits = {
-        "train": examples(settings.n_train, settings, rng, p, 0),
-        "val": examples(settings.n_val, settings, rng, p, 0),
-        "test": examples(settings.n_test, settings, rng, p, 0),
-    }
+    p, words = settings.phrase_prob, (1, settings.max_filler_words)
+    rows = {name: examples(n, settings, rng, p, words) for name, n in (("train", settings.n_train), ("val", settings.n_val), ("test", settings.n_test))}
     if settings.n_test_long:
-        splits["test_long"] = examples(settings.n_test_long, settings, rng, 1.0, settings.max_filler_words)
+        rows["test_long"] = longer_than(settings.n_test_long, max(len(r[0]) for r in rows["train"]), settings, rng)
+    splits = {name: arrays(r) for name, r in rows.items()}
     splits["vocab"] = {
         "source_tokens": np.array(SOURCE_TOKENS, dtype="<U5"),
         "target_tokens": np.array(TARGET_TOKENS, dtype="<U5"),

@@ -7,8 +7,9 @@ Evaluation on ``test`` (and ``test_long`` where the dataset has it), with both d
 - ``exact_match`` (beam; the leaderboard's rank), ``exact_match_greedy``, ``token_accuracy``
   (beam; reference tokens right at their position), ``bleu`` (beam; sacrebleu on the task's
   tokens: characters for dates, so it scores partly right dates), and ``*_long`` on test_long;
-- exact match (beam) against the input length, ``accuracy_by_length.csv`` / ``.png`` and an
-  MLflow series; ``zoo compare`` draws every model of a dataset in one plot;
+- exact match (beam) against the input length over test and test_long together (Bahdanau et
+  al. 2015's Fig. 2), ``accuracy_by_length.csv`` / ``.png`` (a dashed line marks the longest
+  training input) and an MLflow series; ``zoo compare`` draws every model of a dataset in one plot;
 - ``samples.txt``: input, reference, greedy and beam outputs of fixed test examples;
 - for models that attend: ``attention_<split>_<k>.png``, the weights of fixed test examples as a heat
   map (output tokens down, input tokens across).
@@ -164,10 +165,14 @@ class SequenceTask(Task):
                     self.draw_attention(split, i, vocab, greedy[i], attention[i], plots_dir / f"attention_{name}_{i}.png", title)
         curve = {k: sum(v * n for v, n in parts) / sum(n for _, n in parts) for k, parts in sorted(by_length.items())}
         write_text(plots_dir / "accuracy_by_length.csv", "length,exact_match\n" + "".join(f"{k},{v:.4f}\n" for k, v in curve.items()))
-        plot_by_length({title: curve}, self, plots_dir / "accuracy_by_length.png")
+        plot_by_length({title: curve}, self, plots_dir / "accuracy_by_length.png", longest_trained=self.longest_trained(data_dir))
         beam_width = model.hparams.beam_width
         write_text(plots_dir / "samples.txt", f"# {title}: greedy and beam search (width {beam_width})\n\n" + "\n".join(samples))
         return Evaluation(metrics, {"exact_match_by_length": curve})
+
+    def longest_trained(self, data_dir: Path) -> int:
+        """The longest training input, on the curve's length axis."""
+        return int(load_split(data_dir, "train")[self.length_key].max())
 
     def describe_source(self, split, i, vocab) -> str:
         tokens = [str(t) for t in vocab["source_tokens"]]
@@ -210,7 +215,7 @@ class Seq2SeqTask(SequenceTask):
 
 class DatesTask(Seq2SeqTask):
     name = "dates"
-    description = "a date as people write it (characters) -> ISO 8601; long inputs embed it in a phrase"
+    description = "a date as people write it (characters) -> ISO 8601; test_long embeds it in phrases longer than any training input"
     sources = frozenset({"dates"})
     ranking = (("exact_match", True), ("exact_match_long", True), ("token_accuracy", True))
     columns = (
@@ -239,9 +244,11 @@ def _pyplot():
     return plt
 
 
-def plot_by_length(curves: dict[str, dict[int, float]], task: SequenceTask, path: Path) -> None:
+def plot_by_length(curves: dict[str, dict[int, float]], task: SequenceTask, path: Path, longest_trained: int | None = None) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
+    if longest_trained is not None:
+        ax.axvline(longest_trained + 0.5, color="grey", linestyle="--", linewidth=1, label="longest training input")
     for i, (name, curve) in enumerate(curves.items()):
         xs = [k + (task.length_bin - 1) / 2 for k in curve]  # a bin's middle
         ax.plot(xs, list(curve.values()), linestyle=["-", "--", ":", "-."][i % 4], marker="o", markersize=4, label=name)
