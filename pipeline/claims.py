@@ -503,12 +503,17 @@ def _attention_beats(ev: Evidence, model: str) -> Verdict:
     al, pl = ev.stat(model, "exact_match_long"), ev.stat(DATES_PLAIN, "exact_match_long")
     if at_ceiling([a, p, al, pl], 1.0, ACC_CEILING):
         return Verdict(CEILING, f"exact match {a} vs plain {p}")
-    overall = welch(a, p)
+    overall, long = welch(a, p), welch(al, pl)
     # the long inputs' extra gain = the difference of (long - overall) per seed, model against plain
     extra = welch(_long_penalty(ev, model), _long_penalty(ev, DATES_PLAIN))
-    ok = overall.beats(ACC_MARGIN) and extra.beats(ACC_MARGIN)
-    text = f"exact match {a} vs plain {p}, {overall.describe(ACC_MARGIN)}; on long inputs {al} vs {pl}, the gain exceeds the overall one by {extra.describe(ACC_MARGIN)}"
-    noisy = not ok and overall.gain >= ACC_MARGIN and extra.gain >= ACC_MARGIN
+    # "Beats" is judged where the inputs are long: on inputs of the training lengths every model
+    # may be near 1.0 (a ceiling there is no evidence either way), so overall it must only not lose.
+    ok = long.beats(ACC_MARGIN) and extra.beats(ACC_MARGIN) and not overall.worse(ACC_MARGIN)
+    text = (
+        f"on long inputs {al} vs plain {pl}, {long.describe(ACC_MARGIN)}; the gain exceeds the overall one by {extra.describe(ACC_MARGIN)}; "
+        f"overall {a} vs {p}, {overall.describe(ACC_MARGIN, 'worse')}"
+    )
+    noisy = not ok and long.gain >= ACC_MARGIN and extra.gain >= ACC_MARGIN and not overall.worse(ACC_MARGIN)
     return Verdict(SUPPORTED if ok else NOT_SUPPORTED, text, noisy)
 
 
@@ -605,9 +610,9 @@ CLAIMS = (
           f"95 % Welch bound of the deficit under {BPC_MARGIN:g}), once vanilla beats `xml-rnn` by ≥ {XML_BAR:g}"),
     Claim(7, "Attention beats the plain encoder–decoder, more so for long inputs.",
           (DATES_PLAIN, *DATES_ATTENTION), claim7,
-          f"each attention model: `exact_match` better than the plain model's by ≥ {ACC_MARGIN:g} ({_WELCH}), and its per-seed "
-          f"`exact_match_long` − `exact_match` above the plain model's by ≥ {ACC_MARGIN:g} ({_WELCH}): "
-          f"the gain on long inputs exceeds the overall gain"),
+          f"each attention model: `exact_match_long` (inputs beyond the training lengths) better than the plain model's by ≥ {ACC_MARGIN:g} "
+          f"({_WELCH}); its per-seed `exact_match_long` − `exact_match` above the plain model's by ≥ {ACC_MARGIN:g} ({_WELCH}): "
+          f"the gain on long inputs exceeds the overall gain; and `exact_match` not worse than the plain model's"),
     Claim(8, "The non-saturating generator loss trains where the minimax loss stalls.",
           ("ring-gan", "ring-gan-minimax", "grid-gan", "grid-gan-minimax"), claim8,
           f"on each mixture, `high_quality_pct` of non-saturating above minimax by ≥ {HQ_MARGIN:g} points ({_WELCH}), and "
