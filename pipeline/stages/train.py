@@ -142,7 +142,7 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
     from pipeline.callback_group import CallbackGroup
     from pipeline.history import EpochHistory
     from pipeline.profiler import NoProfiler
-    from pipeline.resume import BestCheckpoint, EpochCheckpoint, FiniteLoss, GracefulInterrupt, RandomState, ResumeState, checkpoint_step, fingerprint, save_atomically
+    from pipeline.resume import BestCheckpoint, EpochCheckpoint, FiniteLoss, GracefulInterrupt, RandomState, ResumeState, checkpoint_step, fingerprint
     from pipeline.training_record import GradientNorms, MonitorRecord, record
 
     started = time.perf_counter()
@@ -179,13 +179,7 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
     run_id = None
     logger = False
     if rank_zero:
-        if previous_run and tracking.run_exists(mlflow, previous_run):
-            run_id = previous_run
-            mlflow.update_run(run_id, status="RUNNING")
-        else:
-            tags = {**tracking.experiment_tags(config, layout, name, entry.family), "mlflow.runName": label, "zoo.seed": str(seed)}
-            run_id = mlflow.create_run(experiment_id, run_name=label, tags=tags).info.run_id
-            tracking.log_params(mlflow, run_id, {**exp.flat_params(), **prepared.model_args, "family": entry.family, "seed": seed})
+        run_id = seed_run(config, layout, name, seed, entry, prepared.model_args, mlflow, experiment_id, previous_run)
         resume.start(run_id)
         logger = BatchedMLFlowLogger(experiment_name=config.tracking.experiment, tracking_uri=uri, run_id=run_id)
     if resume_from is not None and rank_zero:
@@ -237,13 +231,7 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
         fit_seconds = time.perf_counter() - fit_started
         training = record(monitored, stopper, finite, norms)
         checkpoint = tmp / "model.ckpt"
-        # The best checkpoint by the monitor; without one (no validation gave a finite value,
-        # e.g. divergence in the first epoch) the weights as training ended.
-        kept = Path(best.best_model_path) if best.best_model_path else None
-        if rank_zero and kept is not None and kept.is_file():
-            shutil.copy2(kept, checkpoint)
-        elif kept is None:
-            save_atomically(trainer, checkpoint)
+        keep_model(trainer, best, checkpoint)
         parameters = sum(p.numel() for p in model.parameters())
         if rank_zero:
             history.write(tmp / "curves.csv")
@@ -257,3 +245,30 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
         best_text = f"best {monitor} {training['best_score']:.4g} at epoch {training['best_epoch']}" if training["best_score"] is not None else f"no finite {monitor}"
         print(f"trained {label} in {fit_seconds:.1f} s (set-up {setup_seconds:.1f} s): stopped {training['stopped']} after {training['epochs']} epochs, {best_text} (MLflow run {run_id})")
     return Finished(seed, run_id, training, parameters, resume.done)
+
+
+def seed_run(config, layout, name: str, seed: int, entry, model_args: dict, mlflow, experiment_id: str, previous_run: str | None) -> str:
+    """The seed's MLflow run: the interrupted run's, when it still exists, else a new one
+    named "<experiment> seed <s>", with the seed as a tag and a parameter."""
+    if previous_run and tracking.run_exists(mlflow, previous_run):
+        mlflow.update_run(previous_run, status="RUNNING")
+        return previous_run
+    exp = config.experiment(name)
+    label = f"{name} seed {seed}"
+    tags = {**tracking.experiment_tags(config, layout, name, entry.family), "mlflow.runName": label, "zoo.seed": str(seed)}
+    run_id = mlflow.create_run(experiment_id, run_name=label, tags=tags).info.run_id
+    tracking.log_params(mlflow, run_id, {**exp.flat_params(), **model_args, "family": entry.family, "seed": seed})
+    return run_id
+
+
+def keep_model(trainer, best, checkpoint: Path) -> None:
+    """Write the seed's model: the best checkpoint by the monitor; without one (no validation
+    gave a finite value, e.g. divergence in the first epoch, or the model does not log the
+    monitor) the weights as training ended. Every process calls it (saving is collective)."""
+    from pipeline.resume import save_atomically
+
+    kept = Path(best.best_model_path) if best.best_model_path else None
+    if kept is None:
+        save_atomically(trainer, checkpoint)
+    elif trainer.is_global_zero:
+        shutil.copy2(kept, checkpoint)
