@@ -168,6 +168,7 @@ class Config(BaseModel):
     datasets: dict[str, Dataset]
     experiments: dict[str, Experiment]
     references: dict[str, ReferenceSettings] = Field(default_factory=dict)  # image datasets' classifiers
+    seed_workers: Union[int, Literal["auto"]] = "auto"  # processes training an experiment's seeds side by side
     source: Optional[Path] = None
 
     def experiment(self, name: str) -> Experiment:
@@ -234,7 +235,7 @@ def _choice(value: Any, choices: Any, path: str, what: str) -> str:
 
 
 TOP_LEVEL = {"seed", "tracking", "trainer", "datasets", "experiments"}
-OPTIONAL_TOP_LEVEL = {"references", "defaults"}
+OPTIONAL_TOP_LEVEL = {"references", "defaults", "seed_workers"}
 NESTED_KEYS = {"trainer", "plateau", "sampling"}  # merged key by key with a task's defaults
 
 
@@ -272,6 +273,9 @@ def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
     seed = raw["seed"]
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError("seed", f"expected a non-negative integer (got {seed!r})")
+    seed_workers = raw.get("seed_workers", "auto")
+    if seed_workers != "auto" and (not isinstance(seed_workers, int) or isinstance(seed_workers, bool) or seed_workers < 1):
+        raise ConfigError("seed_workers", f"expected auto or a positive integer (got {seed_workers!r})")
     tracking = _validate(TrackingSettings, raw["tracking"], "tracking")
     trainer = _validate(TrainerSettings, raw["trainer"], "trainer")
 
@@ -346,7 +350,7 @@ def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
             raise ConfigError(path, f"a reference classifier needs an image dataset (source {', '.join(sorted(image_sources))}), got source '{datasets[name].source}'")
         references[name] = _validate(ReferenceSettings, body, path)
 
-    return Config(seed=seed, tracking=tracking, trainer=trainer, datasets=datasets, experiments=experiments, references=references)
+    return Config(seed=seed, tracking=tracking, trainer=trainer, datasets=datasets, experiments=experiments, references=references, seed_workers=seed_workers)
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:

@@ -21,6 +21,7 @@ def shrink(params: dict) -> dict:
     first of an experiment's ``seeds``), no progress bar."""
     params = copy.deepcopy(params)
     params["trainer"].update(max_epochs=1, enable_progress_bar=False, log_every_n_steps=1)
+    params["seed_workers"] = 1  # seeds in turn, in the test's process (tests/test_seed_workers.py forks)
     limits = {
         "n_train": 512, "n_val": 128, "n_test": 64, "n_test_long": 32, "n_test_per_length": 8,
         "n_train_chars": 20000, "n_val_chars": 4000, "n_test_chars": 4000, "max_chars": 40000,

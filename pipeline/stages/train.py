@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -89,16 +90,23 @@ def train(config, layout, name: str) -> Path:
     quiet_lightning()
 
     rank_zero = tracking.is_rank_zero()
+    seeds = config.experiment_seeds(name)
+    workers = seed_workers(config, exp, len(seeds))
+    if workers > 1:
+        # Each process opens its own database connections: none may cross the fork.
+        os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
     mlflow = experiment_id = None
     if rank_zero:
         mlflow = tracking.client(uri)
         experiment_id = tracking.experiment_id(mlflow, uri, tracking.experiment_name(config, exp.task), layout)
-    seeds = config.experiment_seeds(name)
     setup_seconds = time.perf_counter() - started
-    finished = [
-        train_seed(config, layout, name, seed, manifest, task, entry, uri, mlflow, experiment_id, setup_seconds if i == 0 else 0.0)
-        for i, seed in enumerate(seeds)
-    ]
+    if workers > 1:
+        finished = train_seeds_side_by_side(workers, config, layout, name, seeds, manifest, uri, experiment_id, setup_seconds)
+    else:
+        finished = [
+            train_seed(config, layout, name, seed, manifest, task, entry, uri, mlflow, experiment_id, setup_seconds if i == 0 else 0.0)
+            for i, seed in enumerate(seeds)
+        ]
     if not rank_zero:
         return layout.checkpoint(name, seeds[0])
 
@@ -130,6 +138,99 @@ def train(config, layout, name: str) -> Path:
         f"curves {layout.curves(name).relative_to(layout.root)}"
     )
     return layout.checkpoint(name, seeds[0])
+
+
+def seed_workers(config, exp, n_seeds: int) -> int:
+    """How many processes train an experiment's seeds side by side. ``seed_workers: auto``:
+    one per CPU core, up to the number of seeds, when training runs on the CPU in one process
+    (a small model keeps one core about as busy as two, so two seeds take about the time of
+    one; ``benchmarks/seed_workers.py``); one, training the seeds in turn, on an accelerator or
+    under a distributed strategy. An integer sets the number."""
+    if n_seeds < 2:
+        return 1
+    if config.seed_workers != "auto":
+        return min(config.seed_workers, n_seeds)
+    trainer = exp.trainer
+    if trainer.accelerator not in ("auto", "cpu") or trainer.strategy != "auto" or trainer.num_nodes != 1 or trainer.devices not in ("auto", 1):
+        return 1
+    if trainer.accelerator == "auto":
+        import torch
+
+        if torch.cuda.is_available() or torch.backends.mps.is_available():
+            return 1
+    return max(1, min(n_seeds, os.cpu_count() or 1))
+
+
+def train_seeds_side_by_side(workers: int, config, layout, name: str, seeds: list[int], manifest, uri, experiment_id, setup_seconds: float) -> list[Finished]:
+    """``train_seed`` for every seed, ``workers`` processes at a time, each forked from this one
+    (the imports are done) with its share of the cores. A failure in one seed is reported as
+    that seed's, with its exit code, once the seeds running beside it have ended; Ctrl-C
+    reaches every process of the group, and each keeps its checkpoint as ``train_seed`` does."""
+    import multiprocessing
+    import multiprocessing.connection
+    import signal
+
+    context = multiprocessing.get_context("fork")
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pending, running, results = list(enumerate(seeds)), {}, {}
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the children handle Ctrl-C and report it
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                i, seed = pending.pop(0)
+                receive, send = context.Pipe(duplex=False)
+                args = (send, config, layout, name, seed, manifest, uri, experiment_id, setup_seconds if i == 0 else 0.0, threads)
+                process = context.Process(target=_seed_process, args=args, name=f"{name} seed {seed}")
+                process.start()
+                send.close()
+                running[seed] = (process, receive)
+            ready = multiprocessing.connection.wait([receive for _, receive in running.values()])
+            for seed, (process, receive) in list(running.items()):
+                if receive in ready:
+                    try:
+                        results[seed] = receive.recv()
+                    except EOFError:  # the process died without a word (killed)
+                        results[seed] = ("failed", 1, f"training of {name} seed {seed} ended without a result (exit code {process.exitcode})")
+                    process.join()
+                    del running[seed]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    for seed in seeds:
+        outcome = results[seed]
+        if outcome[0] != "ok":
+            from pipeline.errors import ZooError
+
+            error = ZooError(outcome[2])
+            error.exit_code = outcome[1]
+            raise error
+    return [results[seed][1] for seed in seeds]
+
+
+def _seed_process(send, config, layout, name, seed, manifest, uri, experiment_id, setup_seconds, threads) -> None:
+    """One seed's training in a forked process; sends ("ok", Finished) or ("failed", exit code, message)."""
+    import signal
+    import traceback
+
+    import torch
+
+    from lightning_modules import MODELS
+    from pipeline.errors import ZooError
+    from pipeline.tasks import TASKS
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the parent ignores it while it waits
+    torch.set_num_threads(threads)
+    exp = config.experiment(name)
+    try:
+        mlflow = tracking.client(uri) if tracking.is_rank_zero() else None
+        finished = train_seed(config, layout, name, seed, manifest, TASKS[exp.task], MODELS[exp.model], uri, mlflow, experiment_id, setup_seconds)
+        send.send(("ok", finished))
+    except ZooError as exc:
+        send.send(("failed", exc.exit_code, str(exc)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the stage
+        traceback.print_exc()
+        send.send(("failed", 1, f"training of {name} seed {seed} failed: {type(exc).__name__}: {exc}"))
+    finally:
+        send.close()
 
 
 def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri, mlflow, experiment_id, setup_seconds: float) -> Finished:
