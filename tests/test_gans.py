@@ -450,3 +450,22 @@ def test_tasks_give_their_sample_callbacks_and_monitor_them(tmp_path):
     (image,) = ImagesTask().training_callbacks(images, {}, None, seed=2, reference_dir=tmp_path)
     assert isinstance(image, ImageSampleMetrics) and image.real_features.shape == (20, 16) and image.n_classes == 10
     assert (ImagesTask.monitor, ImagesTask.monitor_mode) == ("val_frechet_distance", "min")
+
+
+def test_sample_callbacks_draw_from_their_own_generator_and_leave_training_unchanged(tmp_path):
+    """The monitor must not perturb what it measures: the same seed trains to the same weights
+    with and without the callback (it never touches the global random state)."""
+    from pipeline.tasks.sample_callbacks import MixtureSampleMetrics
+
+    def train(callbacks):
+        pl.seed_everything(0, verbose=False)
+        model = build("gan", "sampler-2d")
+        trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                             default_root_dir=tmp_path, accelerator="cpu", callbacks=callbacks)
+        trainer.fit(model, ring_batches(3), ring_batches(1))
+        return model.generator.state_dict()
+
+    means = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    with_callback, without = train([MixtureSampleMetrics(means, 0.05, seed=1, n_samples=100)]), train([])
+    for key, value in without.items():
+        torch.testing.assert_close(with_callback[key], value, rtol=0, atol=0)
