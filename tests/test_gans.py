@@ -357,3 +357,117 @@ def test_references_section_is_validated(small_params):
     # the image GANs of the shipped params.yaml all have a reference classifier
     images = {e.dataset for e in config.experiments.values() if e.task == "images"}
     assert images and images <= set(config.references)
+
+
+# ------------------------------------------------------- validation metrics for the plateau
+
+
+def test_mode_mass_rewards_coverage_and_quality_together():
+    from pipeline.tasks.sample_callbacks import mode_mass_pct
+
+    means, std = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), 0.01
+    assert mode_mass_pct(np.repeat(means, 10, axis=0), means, std) == pytest.approx(100.0)  # all modes, all sharp
+    assert mode_mass_pct(np.repeat(means[:1], 40, axis=0), means, std) == pytest.approx(25.0)  # collapsed: 1 of 4 modes
+    blurred = np.repeat(means, 10, axis=0) + np.array([[0.5, 0.5]] * 20 + [[0.0, 0.0]] * 20)  # half far from every mean
+    assert mode_mass_pct(blurred, means, std) == pytest.approx(50.0)
+
+
+def test_mixture_callback_logs_the_evaluations_metrics_on_its_own_noise_for_early_stopping(tmp_path):
+    from pytorch_lightning.callbacks import EarlyStopping
+
+    from pipeline.metrics import mixture_metrics
+    from pipeline.tasks.mixture import MixtureTask
+    from pipeline.tasks.sample_callbacks import VALIDATION_NOISE_SEED, MixtureSampleMetrics, mode_mass_pct
+
+    task = MixtureTask()
+    angles = 2 * np.pi * np.arange(8) / 8
+    means = np.stack([np.cos(angles), np.sin(angles)], 1)
+    model = build("gan", "sampler-2d")
+    callback = MixtureSampleMetrics(means, 0.05, seed=3, n_samples=400)
+    stop = EarlyStopping(monitor=task.monitor, mode=task.monitor_mode, patience=5)  # strict: fails if the metric is missing
+    pl.seed_everything(0, verbose=False)
+    trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path, accelerator="cpu", callbacks=[callback, stop])
+    trainer.fit(model, ring_batches(4), ring_batches(1))
+    logged = trainer.callback_metrics
+    model.eval()
+    samples = model.sample(400, generator=torch.Generator().manual_seed(VALIDATION_NOISE_SEED + 3)).numpy()
+    expected = mixture_metrics(samples, means, 0.05)
+    for key in ("modes_covered", "high_quality_pct", "reverse_kl"):
+        assert float(logged[f"val_{key}"]) == pytest.approx(expected[key], rel=1e-5, abs=1e-5)
+    assert float(logged["val_mode_mass_pct"]) == pytest.approx(mode_mass_pct(samples, means, 0.05), rel=1e-5, abs=1e-5)
+    assert 0 <= float(logged["val_mode_mass_pct"]) <= float(logged["val_high_quality_pct"]) <= 100
+    assert VALIDATION_NOISE_SEED + 3 != 3  # never the evaluation's generator (seeded with the seed)
+
+
+@pytest.mark.parametrize("name", ["dcgan", "cgan"])
+def test_image_callback_logs_frechet_distance_and_requested_class_for_conditional_models(name, tmp_path):
+    from pytorch_lightning.callbacks import EarlyStopping
+
+    from pipeline.reference import ReferenceClassifier
+    from pipeline.tasks.images import ImagesTask
+    from pipeline.tasks.sample_callbacks import ImageSampleMetrics
+
+    task = ImagesTask()
+    torch.manual_seed(0)
+    classifier = ReferenceClassifier((1, 16, 16), 10, features=16).eval()
+    real = torch.rand(200, 1, 16, 16) * 2 - 1
+    real_features, _ = classifier.read(real)
+    callback = ImageSampleMetrics(classifier, real_features, 10, seed=1, n_samples=64)
+    model = build(name, "sampler-image")
+    stop = EarlyStopping(monitor=task.monitor, mode=task.monitor_mode, patience=5)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path, accelerator="cpu", callbacks=[callback, stop])
+    trainer.fit(model, image_batches(2), image_batches(1))
+    logged = trainer.callback_metrics
+    distance = float(logged["val_frechet_distance"])
+    assert math.isfinite(distance) and distance > 0
+    # the same images measured again give the same distance; real images are closer than the fakes
+    model.eval()
+    fake = model.sample(64, generator=torch.Generator().manual_seed(callback.noise_seed), labels=torch.arange(64) % 10 if model.conditional else None)
+    assert distance == pytest.approx(frechet_distance(real_features, classifier.read(fake)[0]), rel=1e-5)
+    assert frechet_distance(real_features, classifier.read(real[:64])[0]) < distance
+    if model.conditional:
+        assert 0.0 <= float(logged["val_class_accuracy"]) <= 1.0
+    else:
+        assert "val_class_accuracy" not in logged
+
+
+def test_tasks_give_their_sample_callbacks_and_monitor_them(tmp_path):
+    from pipeline.reference import ReferenceClassifier, save_reference
+    from pipeline.tasks.images import ImagesTask
+    from pipeline.tasks.mixture import MixtureTask
+    from pipeline.tasks.sample_callbacks import ImageSampleMetrics, MixtureSampleMetrics
+
+    np.savez(tmp_path / "means.npz", means=np.eye(2), std=np.array(0.05))
+    (mixture,) = MixtureTask().training_callbacks(tmp_path, {}, None, seed=2)
+    assert isinstance(mixture, MixtureSampleMetrics) and mixture.n_samples == 2500 and mixture.std == 0.05
+    assert (MixtureTask.monitor, MixtureTask.monitor_mode) == ("val_mode_mass_pct", "max")
+
+    images = tmp_path / "digits"
+    images.mkdir()
+    np.savez(images / "train.npz", x=np.zeros((20, 1, 8, 8), np.uint8), label=np.arange(20) % 10)
+    np.savez(images / "classes.npz", names=np.array([str(i) for i in range(10)]))
+    save_reference(ReferenceClassifier((1, 8, 8), 10, features=16), tmp_path)
+    (image,) = ImagesTask().training_callbacks(images, {}, None, seed=2, reference_dir=tmp_path)
+    assert isinstance(image, ImageSampleMetrics) and image.real_features.shape == (20, 16) and image.n_classes == 10
+    assert (ImagesTask.monitor, ImagesTask.monitor_mode) == ("val_frechet_distance", "min")
+
+
+def test_sample_callbacks_draw_from_their_own_generator_and_leave_training_unchanged(tmp_path):
+    """The monitor must not perturb what it measures: the same seed trains to the same weights
+    with and without the callback (it never touches the global random state)."""
+    from pipeline.tasks.sample_callbacks import MixtureSampleMetrics
+
+    def train(callbacks):
+        pl.seed_everything(0, verbose=False)
+        model = build("gan", "sampler-2d")
+        trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                             default_root_dir=tmp_path, accelerator="cpu", callbacks=callbacks)
+        trainer.fit(model, ring_batches(3), ring_batches(1))
+        return model.generator.state_dict()
+
+    means = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    with_callback, without = train([MixtureSampleMetrics(means, 0.05, seed=1, n_samples=100)]), train([])
+    for key, value in without.items():
+        torch.testing.assert_close(with_callback[key], value, rtol=0, atol=0)

@@ -30,6 +30,7 @@ from pipeline.metrics import class_histogram_metrics, frechet_distance, precisio
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
 
 INTERPOLATION_STEPS = 10
+N_VALIDATION_SAMPLES = 500  # per validation epoch, for the plateau: cheap, and the same every epoch
 
 
 def to_network_range(x: np.ndarray) -> np.ndarray:
@@ -87,6 +88,8 @@ class ImagesTask(Task):
         Column("recall", "recall", "{:.3f}"),
     )
     gallery = ("samples.png", "samples_per_class.png", "pairs.png", "pyramid.png")
+    monitor = "val_frechet_distance"
+    monitor_mode = "min"
 
     def prepare(self, data_dir, manifest, common, seed):
         train, val = load_images(data_dir, "train"), load_images(data_dir, "val")
@@ -96,6 +99,17 @@ class ImagesTask(Task):
             val=batches([val[k] for k in keys], common.batch_size, shuffle=False),
             model_args={"image_shape": list(train["x"].shape[1:]), "n_classes": n_classes_of(data_dir)},
         )
+
+    def training_callbacks(self, data_dir, manifest, common, seed, reference_dir: Path | None = None, **inputs):
+        """Each validation: the Fréchet distance (and, conditional, the requested-class
+        accuracy) of ``N_VALIDATION_SAMPLES`` samples of a fixed noise set, in the reference
+        classifier's features against the real training images."""
+        from pipeline.reference import load_reference
+        from pipeline.tasks.sample_callbacks import ImageSampleMetrics
+
+        classifier = load_reference(reference_dir)
+        real_features, _ = classifier.read(torch.from_numpy(load_images(data_dir, "train")["x"]))
+        return [ImageSampleMetrics(classifier, real_features, n_classes_of(data_dir), seed, N_VALIDATION_SAMPLES)]
 
     def evaluation_inputs(self, config, layout, dataset: str) -> dict:
         return {"reference_dir": layout.reference_dir(dataset)}

@@ -28,6 +28,9 @@ class MixtureTask(Task):
         Column("reverse_kl", "reverse KL", "{:.3f}"),
     )
     gallery = ("samples.png",)
+    # the plateau: sample quality and coverage in one number (sample_callbacks.mode_mass_pct says why)
+    monitor = "val_mode_mass_pct"
+    monitor_mode = "max"
 
     def prepare(self, data_dir, manifest, common, seed):
         train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
@@ -36,6 +39,14 @@ class MixtureTask(Task):
             val=batches([val["x"]], common.batch_size, shuffle=False),
             model_args={"data_dim": 2},
         )
+
+    def training_callbacks(self, data_dir, manifest, common, seed, **inputs):
+        """Each validation: 2,500 samples of a fixed noise set (not the evaluation's) measured
+        as the evaluation measures them, plus ``val_mode_mass_pct``."""
+        from pipeline.tasks.sample_callbacks import MixtureSampleMetrics
+
+        mixture = load_split(data_dir, "means")
+        return [MixtureSampleMetrics(mixture["means"], float(mixture["std"]), seed, N_EVAL_SAMPLES)]
 
     def evaluate(self, model, data_dir, manifest, plots_dir, seed, title, common=None):
         mixture = load_split(data_dir, "means")
