@@ -475,3 +475,31 @@ def test_imdb_tokenizer():
     assert imdb.tokenize("I DIDN'T like it.<br /><br />Not at all!! Café_au-lait?") == [
         "i", "didn't", "like", "it", "not", "at", "all", "!", "!", "café", "au", "lait", "?"
     ]
+
+
+def test_xml_task_reports_the_floor_and_the_bits_spent_on_closing_tags(tmp_path):
+    # A model that predicts the uniform distribution pays log2(V) bits on every character: its
+    # excess over the floor and its bits on closing tags are then known in closed form.
+    import torch
+    from types import SimpleNamespace
+
+    from lightning_modules.language_model import LanguageModel
+    from pipeline.tasks.language import EVAL_ROWS, XMLTask
+
+    data = xmlgen.generate(XML.model_copy(update={"n_test_chars": 4000}), seed=5)
+    for split, arrays in data.items():
+        np.savez(tmp_path / f"{split}.npz", **arrays)
+    vocab = len(data["vocab"]["chars"])
+    model = LanguageModel(cell="lstm", vocab_size=vocab, hidden_size=8)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    metrics = XMLTask().evaluate(model, tmp_path, {}, tmp_path, 0, "uniform", SimpleNamespace(sequence_length=50)).metrics
+    test = data["test"]
+    n = (len(test["ids"]) - 1) // EVAL_ROWS * EVAL_ROWS
+    floor = test["bits"][1 : n + 1].astype(np.float64).mean()
+    assert metrics["test_bpc"] == pytest.approx(np.log2(vocab), rel=1e-5)
+    assert metrics["floor_bpc"] == pytest.approx(floor, rel=1e-5)
+    assert metrics["excess_bpc"] == pytest.approx(np.log2(vocab) - floor, rel=1e-5)
+    assert metrics["closing_bpc"] == pytest.approx(np.log2(vocab) * test["closing"][1 : n + 1].mean(), rel=1e-5)
+    assert 0.2 < floor < 1.0  # names and child counts: a few bits per element of ~10 characters
