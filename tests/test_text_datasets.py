@@ -206,6 +206,20 @@ def test_xml_documents_are_well_formed_and_the_mask_exact(xml_data):
         np.testing.assert_array_equal(closing, expected)
 
 
+def test_xml_recall_marks_closings_after_children_only():
+    doc = "<ab><cd></cd><abc><ab></ab></abc></ab>\n"
+    marked = np.flatnonzero(xmlgen.recall_positions(doc)).tolist()
+    assert [doc[i - 2 : i + 1] for i in marked] == ["</a", "</a"]
+    assert marked == [doc.index("</abc>") + 2, doc.rindex("</ab>") + 2]
+
+
+def test_xml_recall_is_within_the_closing_mask(xml_data):
+    for split in SPLITS:
+        recall, closing = xml_data[split]["recall"], xml_data[split]["closing"]
+        assert recall.dtype == bool and recall.shape == closing.shape
+        assert recall.any() and not (recall & ~closing).any()
+
+
 def test_xml_true_bits_on_a_hand_made_document():
     # Vocabulary ab, abc, cd: N("") = 3, N("a") = N("ab") = 2, N("abc") = N("c") = N("cd") = 1.
     settings = xmlgen.Settings(n_tags=3, max_depth=2, max_children=2)
@@ -503,3 +517,6 @@ def test_xml_task_reports_the_floor_and_the_bits_spent_on_closing_tags(tmp_path)
     assert metrics["excess_bpc"] == pytest.approx(np.log2(vocab) - floor, rel=1e-5)
     assert metrics["closing_bpc"] == pytest.approx(np.log2(vocab) * test["closing"][1 : n + 1].mean(), rel=1e-5)
     assert 0.2 < floor < 1.0  # names and child counts: a few bits per element of ~10 characters
+    recall = test["recall"][1 : n + 1]
+    assert recall.sum() > 10 and not (recall & ~test["closing"][1 : n + 1]).any()
+    assert metrics["recall_accuracy"] == 0.0  # a uniform guess's argmax is id 0, the newline

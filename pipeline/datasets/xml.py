@@ -16,6 +16,10 @@ under the generating process itself, -log2 p(character | everything before it), 
 that knows the tag vocabulary and the rules and remembers every open element (``true_bits``).
 Its mean is the floor of bits per character that no model can beat on average; a model's
 excess over it is what it has not learnt, and remembering which element is open is part of it.
+``recall`` (bool, same length): True on the first letter of the closing name of an element that
+has children. That letter needs the name read before the whole subtree of its children (a
+stack of open names); a leaf's closing only copies the name just read. It is the character that
+tells a model with long memory from one without.
 Split ``vocab``: ``chars`` ('<U1', index = id; a stream needs no padding id) and ``tags`` (the
 tag vocabulary).
 """
@@ -97,7 +101,29 @@ def stream(n_chars: int, tags: list[str], settings: Settings, rng: np.random.Gen
         total += len(text) + 1
     text = "".join(pieces)
     ids = ID_OF_BYTE[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
-    return {"ids": ids, "closing": np.array(closing, dtype=bool), "bits": true_bits(text, tags, settings)}
+    return {
+        "ids": ids,
+        "closing": np.array(closing, dtype=bool),
+        "bits": true_bits(text, tags, settings),
+        "recall": recall_positions(text),
+    }
+
+
+def recall_positions(text: str) -> np.ndarray:
+    """True on the first letter of each closing name whose element has children."""
+    recall = np.zeros(len(text), dtype=bool)
+    had_children: list[bool] = []
+    i = text.find("<")
+    while i != -1:
+        if text[i + 1] == "/":
+            if had_children.pop():
+                recall[i + 2] = True
+        else:
+            if had_children:
+                had_children[-1] = True
+            had_children.append(False)
+        i = text.find("<", i + 1)
+    return recall
 
 
 def true_bits(text: str, tags: list[str], settings: Settings) -> np.ndarray:

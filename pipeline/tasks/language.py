@@ -117,6 +117,7 @@ class XMLTask(StreamTask):
         Column("excess_bpc", "above the floor"),
         Column("closing_bpc", "on closing tags"),
         Column("closing_tag_accuracy", "closing-tag accuracy"),
+        Column("recall_accuracy", "closing after children"),
         Column("test_accuracy", "next-char accuracy"),
     )
 
@@ -136,4 +137,8 @@ class XMLTask(StreamTask):
         if "bits" in test:  # data sets generated before the floor was recorded lack it
             floor = float(test["bits"][1 : n + 1].mean())
             metrics.update(floor_bpc=floor, excess_bpc=bpc - floor)
+        if "recall" in test:
+            # The first letter of a closing name after a subtree: memory of a stack of names.
+            recall = test["recall"][1 : n + 1].astype(bool)
+            metrics["recall_accuracy"] = float(correct[recall].mean()) if recall.any() else float("nan")
         return Evaluation(metrics)
