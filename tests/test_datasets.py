@@ -95,6 +95,26 @@ def test_parity_labels_not_degenerate(parity_data):
     assert 0.4 < frac < 0.6
 
 
+def test_parity_one_prob_sets_the_density_of_ones_and_labels_stay_exact():
+    sparse = parity.generate(PARITY.model_copy(update={"one_prob": 0.1, "n_train": 4000}), seed=3)
+    d = sparse["train"]
+    inside = np.arange(d["tokens"].shape[1])[None, :] < d["lengths"][:, None]
+    assert abs(d["tokens"][inside].mean() - 0.1) < 0.02  # 4000 strings of 2..7 bits: s.e. about 0.002
+    assert (d["tokens"][~inside] == 0).all()
+    assert np.array_equal(d["labels"], d["tokens"].sum(axis=1) % 2)
+    # few ones: an even count (mostly none) is the common answer, P(odd) = (1 - 0.8^n) / 2
+    n = d["lengths"].astype(float)
+    assert abs(d["labels"].mean() - ((1 - 0.8**n) / 2).mean()) < 0.03
+
+
+def test_parity_default_one_prob_is_uniform_bits(parity_data):
+    explicit = parity.generate(PARITY.model_copy(update={"one_prob": 0.5}), seed=3)
+    for split in SPLITS:
+        assert np.array_equal(explicit[split]["tokens"], parity_data[split]["tokens"])
+    with pytest.raises(ValidationError):
+        parity.Settings(one_prob=1.0)
+
+
 def test_parity_settings_validation():
     with pytest.raises(ValidationError):
         parity.Settings(train_min_length=5, train_max_length=4)

@@ -46,7 +46,7 @@ def no_object_arrays(data: dict) -> None:
     """fetch writes each split with np.savez: only numeric, bool or fixed-width unicode arrays."""
     for arrays in data.values():
         for value in arrays.values():
-            assert value.dtype.kind in "iub U", value.dtype
+            assert value.dtype.kind in "iubfU", value.dtype
 
 
 # ------------------------------------------------------------------------------ local server
@@ -204,6 +204,56 @@ def test_xml_documents_are_well_formed_and_the_mask_exact(xml_data):
         for match in re.finditer(r"</([a-z]+>)", stream):
             expected[match.start(1) : match.end(1)] = True
         np.testing.assert_array_equal(closing, expected)
+
+
+def test_xml_recall_marks_closings_after_children_only():
+    doc = "<ab><cd></cd><abc><ab></ab></abc></ab>\n"
+    marked = np.flatnonzero(xmlgen.recall_positions(doc)).tolist()
+    assert [doc[i - 2 : i + 1] for i in marked] == ["</a", "</a"]
+    assert marked == [doc.index("</abc>") + 2, doc.rindex("</ab>") + 2]
+
+
+def test_xml_recall_is_within_the_closing_mask(xml_data):
+    for split in SPLITS:
+        recall, closing = xml_data[split]["recall"], xml_data[split]["closing"]
+        assert recall.dtype == bool and recall.shape == closing.shape
+        assert recall.any() and not (recall & ~closing).any()
+
+
+def test_xml_true_bits_on_a_hand_made_document():
+    # Vocabulary ab, abc, cd: N("") = 3, N("a") = N("ab") = 2, N("abc") = N("c") = N("cd") = 1.
+    settings = xmlgen.Settings(n_tags=3, max_depth=2, max_children=2)
+    doc = "<ab><cd></cd><abc></abc></ab>\n"
+    bits = xmlgen.true_bits(doc, ["ab", "abc", "cd"], settings)
+    expected = np.zeros(len(doc))
+    expected[1] = np.log2(3 / 2)  # root: "a" (2 of 3 names)
+    expected[3] = 1.0  # ">" after "ab": "ab" or "abc"
+    expected[5] = np.log2(3 / 2) + np.log2(3)  # 0 of 0..2 children so far: open one (2/3), "c" (1/3)
+    expected[10] = 0.0  # depth 2 = max_depth: its "/" is certain
+    expected[14] = np.log2(2) + np.log2(3 / 2)  # 1 child so far: open another (1/2), "a" (2/3)
+    expected[16] = 1.0  # "c": "abc", not "ab" (1/2); its ">" is then certain
+    expected[26] = 0.0  # 2 children: the root must close
+    np.testing.assert_allclose(bits, expected, atol=1e-6)
+
+
+def test_xml_bits_are_zero_exactly_where_memory_decides_and_average_the_entropy(xml_data):
+    tags = xml_data["vocab"]["tags"].tolist()
+    for split in SPLITS:
+        bits, closing = xml_data[split]["bits"], xml_data[split]["closing"]
+        assert bits.dtype == np.float32 and bits.shape == closing.shape
+        assert (bits >= 0).all() and (bits[closing] == 0).all()
+    # Per element the generator draws a name (log2 n_tags bits, spread over its characters) and,
+    # below max_depth, a child count (log2(max_children + 1) bits, spread over its "<" choices):
+    # the realised choices' probabilities multiply to exactly these, document by document.
+    stream = xmlgen.decode(xml_data["train"]["ids"])
+    levels = [level for doc in stream[:-1].split("\n") for level in element_depths(ET.fromstring(doc))]
+    inner = sum(level < XML.max_depth for level in levels)
+    expected = len(levels) * np.log2(len(tags)) + inner * np.log2(XML.max_children + 1)
+    assert xml_data["train"]["bits"].astype(np.float64).sum() == pytest.approx(expected, rel=1e-5)
+
+
+def element_depths(element: ET.Element, level: int = 1) -> list[int]:
+    return [level] + [d for child in element for d in element_depths(child, level + 1)]
 
 
 def test_xml_reaches_its_depth_limit():
@@ -439,3 +489,34 @@ def test_imdb_tokenizer():
     assert imdb.tokenize("I DIDN'T like it.<br /><br />Not at all!! Café_au-lait?") == [
         "i", "didn't", "like", "it", "not", "at", "all", "!", "!", "café", "au", "lait", "?"
     ]
+
+
+def test_xml_task_reports_the_floor_and_the_bits_spent_on_closing_tags(tmp_path):
+    # A model that predicts the uniform distribution pays log2(V) bits on every character: its
+    # excess over the floor and its bits on closing tags are then known in closed form.
+    import torch
+    from types import SimpleNamespace
+
+    from lightning_modules.language_model import LanguageModel
+    from pipeline.tasks.language import EVAL_ROWS, XMLTask
+
+    data = xmlgen.generate(XML.model_copy(update={"n_test_chars": 4000}), seed=5)
+    for split, arrays in data.items():
+        np.savez(tmp_path / f"{split}.npz", **arrays)
+    vocab = len(data["vocab"]["chars"])
+    model = LanguageModel(cell="lstm", vocab_size=vocab, hidden_size=8)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    metrics = XMLTask().evaluate(model, tmp_path, {}, tmp_path, 0, "uniform", SimpleNamespace(sequence_length=50)).metrics
+    test = data["test"]
+    n = (len(test["ids"]) - 1) // EVAL_ROWS * EVAL_ROWS
+    floor = test["bits"][1 : n + 1].astype(np.float64).mean()
+    assert metrics["test_bpc"] == pytest.approx(np.log2(vocab), rel=1e-5)
+    assert metrics["floor_bpc"] == pytest.approx(floor, rel=1e-5)
+    assert metrics["excess_bpc"] == pytest.approx(np.log2(vocab) - floor, rel=1e-5)
+    assert metrics["closing_bpc"] == pytest.approx(np.log2(vocab) * test["closing"][1 : n + 1].mean(), rel=1e-5)
+    assert 0.2 < floor < 1.0  # names and child counts: a few bits per element of ~10 characters
+    recall = test["recall"][1 : n + 1]
+    assert recall.sum() > 10 and not (recall & ~test["closing"][1 : n + 1]).any()
+    assert metrics["recall_accuracy"] == 0.0  # a uniform guess's argmax is id 0, the newline

@@ -11,13 +11,24 @@ until a split holds at least ``n_<split>_chars`` characters (whole documents onl
 Arrays per split: ``ids`` (int16, the character stream) and ``closing`` (bool, same length):
 True on the characters of a closing tag that memory alone predicts, the tag name and the ``>``
 after ``</``. The ``<`` and ``/`` are left out on purpose: *when* an element closes is random,
-*which* element closes is not. Split ``vocab``: ``chars`` ('<U1', index = id; a stream needs no
-padding id) and ``tags`` (the tag vocabulary).
+*which* element closes is not. ``bits`` (float32, same length): each character's information
+under the generating process itself, -log2 p(character | everything before it), for a reader
+that knows the tag vocabulary and the rules and remembers every open element (``true_bits``).
+Its mean is the floor of bits per character that no model can beat on average; a model's
+excess over it is what it has not learnt, and remembering which element is open is part of it.
+``recall`` (bool, same length): True on the first letter of the closing name of an element that
+has children. That letter needs the name read before the whole subtree of its children (a
+stack of open names); a leaf's closing only copies the name just read. It is the character that
+tells a model with long memory from one without.
+Split ``vocab``: ``chars`` ('<U1', index = id; a stream needs no padding id) and ``tags`` (the
+tag vocabulary).
 """
 
 from __future__ import annotations
 
+import math
 import string
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +99,72 @@ def stream(n_chars: int, tags: list[str], settings: Settings, rng: np.random.Gen
         pieces.append(text + "\n")
         closing.extend(mask + [False])
         total += len(text) + 1
-    ids = ID_OF_BYTE[np.frombuffer("".join(pieces).encode("ascii"), dtype=np.uint8)]
-    return {"ids": ids, "closing": np.array(closing, dtype=bool)}
+    text = "".join(pieces)
+    ids = ID_OF_BYTE[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
+    return {
+        "ids": ids,
+        "closing": np.array(closing, dtype=bool),
+        "bits": true_bits(text, tags, settings),
+        "recall": recall_positions(text),
+    }
+
+
+def recall_positions(text: str) -> np.ndarray:
+    """True on the first letter of each closing name whose element has children."""
+    recall = np.zeros(len(text), dtype=bool)
+    had_children: list[bool] = []
+    i = text.find("<")
+    while i != -1:
+        if text[i + 1] == "/":
+            if had_children.pop():
+                recall[i + 2] = True
+        else:
+            if had_children:
+                had_children[-1] = True
+            had_children.append(False)
+        i = text.find("<", i + 1)
+    return recall
+
+
+def true_bits(text: str, tags: list[str], settings: Settings) -> np.ndarray:
+    """-log2 p(c_i | c_<i) of every character of a stream of whole documents, under the
+    generator: names uniform over ``tags`` (so a prefix q continues with c with probability
+    N(qc) / N(q), N = the number of names starting with that prefix, and ends with ``>`` with
+    probability [q is a name] / N(q)); an element below ``max_depth`` has k ~ U{0..max_children}
+    children, so after j of them the next ``<`` is a closing one with probability
+    1 / (max_children + 1 - j), and always at ``max_depth``. Everything else (``<``, ``>``, the
+    closing name, the newline) is certain. Parsed from the text alone, independently of ``render``."""
+    prefixes = Counter(name[:i] for name in tags for i in range(len(name) + 1))
+    names = set(tags)
+    bits = np.zeros(len(text), dtype=np.float64)
+    stack: list[list] = []  # [name, children so far]
+    i = 0
+    while i < len(text):
+        if text[i] != "<":  # the newline after a document: certain
+            i += 1
+            continue
+        if stack:
+            depth, children = len(stack), stack[-1][1]
+            p_close = 1.0 if depth >= settings.max_depth else 1.0 / (settings.max_children + 1 - children)
+        else:
+            p_close = 0.0  # a document starts with its root
+        if text[i + 1] == "/":
+            bits[i + 1] = -math.log2(p_close)
+            end = text.index(">", i)
+            stack.pop()
+            i = end + 1
+            continue
+        end = text.index(">", i)
+        name = text[i + 1 : end]
+        bits[i + 1] = -math.log2(1.0 - p_close)
+        for j in range(len(name)):
+            bits[i + 1 + j] += -math.log2(prefixes[name[: j + 1]] / prefixes[name[:j]])
+        bits[end] = -math.log2((name in names) / prefixes[name])
+        if stack:
+            stack[-1][1] += 1
+        stack.append([name, 0])
+        i = end + 1
+    return bits.astype(np.float32)
 
 
 def decode(ids: np.ndarray) -> str:
