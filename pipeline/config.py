@@ -317,7 +317,7 @@ def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
         if defaults and task.name not in defaults:
             # dvc.yaml makes defaults.<task> a parameter of the task's stages: it must exist
             raise ConfigError(f"defaults.{task.name}", "missing: every task with experiments needs an entry ({} when they share nothing)")
-        if body.get("seed") is not None and defaults.get(task.name, {}).get("seeds") is not None:
+        if body.get("seed") is not None and "seeds" not in body and defaults.get(task.name, {}).get("seeds") is not None:
             body = {**body, "seeds": None}  # an experiment's own single seed replaces the shared list
         body = with_defaults(body, defaults.get(task.name, {}))
         model = MODELS[_choice(body["model"], MODELS, f"{path}.model", "model")]

@@ -29,7 +29,7 @@ def test_the_shipped_params_are_valid(small_params):
     assert {"parity-rnn", "parity-lstm", "ring-gan"} <= set(config.experiments)
     lstm = config.experiments["parity-lstm"]
     assert lstm.settings.hidden_size == 64
-    assert lstm.trainer.max_epochs == repo_params()["experiments"]["parity-lstm"]["trainer"]["max_epochs"]
+    assert lstm.trainer.max_epochs == repo_params()["defaults"]["parity"]["trainer"]["max_epochs"]  # the task's default
     assert config_mod.validate(small_params).experiments["ring-gan"].trainer.max_epochs == 1
 
 
@@ -56,9 +56,9 @@ def test_the_shipped_params_are_valid(small_params):
         (lambda p: p["datasets"]["parity"].update(test_max_length=2), "datasets.parity", "test_max_length"),
         (lambda p: p.update(seeds=3), "seeds", "unknown key"),
         (lambda p: p["experiments"]["parity-lstm"].update(seed=1, seeds=[1, 2]), "experiments.parity-lstm.seeds", "either seed (one seed) or seeds (a list), not both"),
-        (lambda p: p["experiments"]["parity-lstm"].update(seeds=[1, 1]), "experiments.parity-lstm.seeds", "a seed is listed twice"),
-        (lambda p: p["experiments"]["parity-lstm"].update(seeds=[]), "experiments.parity-lstm.seeds", "at least 1 item"),
-        (lambda p: p["experiments"]["parity-lstm"].update(seeds=3), "experiments.parity-lstm.seeds", "valid list"),
+        (lambda p: p["experiments"]["parity-long-lstm"].update(seeds=[1, 1]), "experiments.parity-long-lstm.seeds", "a seed is listed twice"),
+        (lambda p: p["experiments"]["parity-long-lstm"].update(seeds=[]), "experiments.parity-long-lstm.seeds", "at least 1 item"),
+        (lambda p: p["experiments"]["parity-long-lstm"].update(seeds=3), "experiments.parity-long-lstm.seeds", "valid list"),
         (lambda p: p["experiments"]["parity-lstm"].update(plateau={"patience": 0}), "experiments.parity-lstm.plateau.patience", "greater than or equal to 1"),
         (lambda p: p["experiments"]["parity-lstm"].update(plateau={"mode": "up"}), "experiments.parity-lstm.plateau.mode", "'min' or 'max'"),
         (lambda p: p["experiments"]["parity-lstm"].update(plateau={"patiense": 2}), "experiments.parity-lstm.plateau.patiense", "unknown key"),
