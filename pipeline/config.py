@@ -83,6 +83,7 @@ class PlateauSettings(Strict):
     mode: Optional[Literal["min", "max"]] = Field(None, description="none: the task's (Task.monitor_mode)")
     patience: int = Field(3, ge=1, description="validations without improvement before stopping")
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
+    warmup: int = Field(0, ge=0, description="epochs trained before the patience starts counting (a GAN sits near zero for its first thousands of steps)")
     target: Optional[float] = Field(None, description="record the first epoch the monitor reaches this value (epochs_to_target)")
 
 

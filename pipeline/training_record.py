@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import pytorch_lightning as pl
 from pytorch_lightning import Callback
+from pytorch_lightning.callbacks import EarlyStopping
 
 from pipeline.errors import ConfigError
 
@@ -179,3 +181,23 @@ def record_metrics(training: dict[str, Any]) -> dict[str, float | None]:
     for key, value in (training.get("grad_norm") or {}).items():
         out[f"grad_norm_{key}"] = value
     return out
+
+
+class PlateauStopping(EarlyStopping):
+    """Lightning's ``EarlyStopping``, judging only from epoch ``warmup`` on. A 2-D GAN's
+    monitor sits near zero for its first thousands of generator steps and then takes off:
+    patience counted over that stretch would stop it before it learns. (The Trainer's
+    ``min_epochs`` does not do this: it only postpones a stop already decided, even when the
+    monitor has improved since.)"""
+
+    def __init__(self, warmup: int = 0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.warmup = warmup
+
+    def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if trainer.current_epoch >= self.warmup:
+            super().on_validation_end(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if trainer.current_epoch >= self.warmup:
+            super().on_train_epoch_end(trainer, pl_module)

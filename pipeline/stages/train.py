@@ -238,14 +238,13 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
     """Train one seed into its resume folder's ``done/`` (or find it there, finished by an
     earlier, interrupted run of the stage)."""
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import EarlyStopping
 
     from pipeline.batched_logger import BatchedMLFlowLogger
     from pipeline.callback_group import CallbackGroup
     from pipeline.history import EpochHistory
     from pipeline.profiler import NoProfiler
     from pipeline.resume import BestCheckpoint, EpochCheckpoint, FiniteLoss, GracefulInterrupt, RandomState, ResumeState, checkpoint_step, fingerprint
-    from pipeline.training_record import GradientNorms, MonitorRecord, record
+    from pipeline.training_record import GradientNorms, MonitorRecord, PlateauStopping, record
 
     started = time.perf_counter()
     exp = config.experiment(name)
@@ -295,7 +294,9 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
     interrupt = GracefulInterrupt()
     # Lightning runs callbacks in list order, checkpoint callbacks last: the task's callbacks
     # log their validation metrics before the record, EarlyStopping and the best checkpoint read them.
-    stopper = EarlyStopping(monitor=monitor, mode=mode, patience=plateau.patience, min_delta=plateau.min_delta, strict=False, check_finite=False)
+    stopper = PlateauStopping(
+        warmup=plateau.warmup, monitor=monitor, mode=mode, patience=plateau.patience, min_delta=plateau.min_delta, strict=False, check_finite=False
+    )
     best = BestCheckpoint(resume.best, monitor, mode)
     # Only rank zero writes the seed's folder; other processes of a distributed run get a
     # scratch folder (Lightning's checkpoint saving is collective but writes on rank zero).

@@ -1,0 +1,48 @@
+"""The plateau rule's warm-up: patience counts only from epoch `warmup` on, so a model whose
+monitor sits flat before it takes off (a 2-D GAN) is not stopped in that stretch."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from pipeline.training_record import PlateauStopping
+
+CURVE = [0, 0, 0, 0, 0, 0, 5, 10, 20, 20.5, 20.2, 20.4, 20.1, 20.3, 20.2, 20.0]  # the monitor per epoch
+
+
+class Scripted(pl.LightningModule):
+    """Logs CURVE[epoch] as its validation monitor; trains a single weight on nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def training_step(self, batch, batch_idx):
+        return (self.w - 1).pow(2).sum()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_score", float(CURVE[min(self.current_epoch, len(CURVE) - 1)]))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def epochs_run(**kwargs) -> tuple[int, int]:
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(2, 1)), batch_size=2)
+    stopper = PlateauStopping(monitor="val_score", mode="max", patience=3, min_delta=1.0, **kwargs)
+    trainer = pl.Trainer(max_epochs=len(CURVE), callbacks=[stopper], logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(Scripted(), data, data)
+    return trainer.current_epoch, stopper.stopped_epoch
+
+
+def test_without_warm_up_the_flat_start_ends_training_before_the_take_off():
+    epochs, stopped = epochs_run()
+    assert stopped == 3 and epochs == 4  # judged from epoch 0: three flat epochs, then stop
+
+
+def test_with_warm_up_training_takes_off_and_stops_on_the_real_plateau():
+    epochs, stopped = epochs_run(warmup=5)
+    # judged from epoch 5 (value 0): improvements at 6, 7, 8; then 20.5 .. 20.0 are within
+    # min_delta of 20: three epochs without improvement stop it at epoch 11
+    assert stopped == 11 and epochs == 12
