@@ -24,6 +24,7 @@ def zoo(project, *args, threads=None):
 
 def prepare(project, small_params, workers, **changes):
     params = dict(small_params, seed_workers=workers)
+    params["experiments"]["parity-rnn"].pop("seed", None)
     params["experiments"]["parity-rnn"].update(seeds=[1, 2, 3], **changes)
     params["experiments"]["parity-rnn"]["trainer"]["max_epochs"] = 2
     write_params(project, params)

@@ -23,8 +23,10 @@ SEED_METRICS = {"plateau", "diverged", "epochs", "best_epoch", "diverged_step", 
 
 def setup(project, params, name="parity-rnn", dataset="parity", **changes):
     trainer = changes.pop("trainer", {})
+    if "seeds" in changes:
+        params["experiments"][name].pop("seed", None)  # the shipped one-seed form gives way
     params["experiments"][name].update(changes)
-    params["experiments"][name]["trainer"].update(trainer)
+    params["experiments"][name].setdefault("trainer", {}).update(trainer)
     write_params(project, params)
     config, layout = config_mod.load(project / "params.yaml"), Layout(project)
     from pipeline.stages.fetch import fetch
