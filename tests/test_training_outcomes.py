@@ -242,12 +242,15 @@ def test_sgd_is_plain_by_default_and_adam_stays_the_default():
 
 def test_seed_forms_give_the_list_of_seeds(small_params):
     params = small_params
+    params["experiments"]["parity-rnn"].pop("seed", None)
     params["experiments"]["parity-rnn"]["seeds"] = [5, 6, 7]
     params["experiments"]["parity-lstm"]["seed"] = 9
+    params["experiments"]["xml-mut1"].pop("seed", None)
+    params["defaults"]["xml"].pop("seeds", None)
     config = config_mod.validate(params)
     assert config.experiment_seeds("parity-rnn") == [5, 6, 7] and config.experiment_seed("parity-rnn") == 5
-    assert config.experiment_seeds("parity-lstm") == [9]
-    assert config.experiment_seeds("ring-gan") in ([params["experiments"]["ring-gan"].get("seed")], [params["seed"]])
+    assert config.experiment_seeds("parity-lstm") == [9]  # its own seed over the task's seeds
+    assert config.experiment_seeds("xml-mut1") == [params["seed"]]  # neither: the top-level seed
 
 
 def test_deferred_check_records_the_first_nonfinite_step_and_stops(monkeypatch):
