@@ -182,3 +182,19 @@ def run_exists(mlflow_client, run_id: str) -> bool:
 def ui_link(run_json: dict) -> str:
     # workflowType: MLflow 3's dashboard opens in its GenAI view otherwise (traces, not runs).
     return f"http://127.0.0.1:5000/#/experiments/{run_json['experiment_id']}/runs/{run_json['run_id']}?workflowType=machine_learning"
+
+
+def log_dataset(mlflow_client, run_id: str, name: str, folder: Path, manifest: dict) -> None:
+    """Record the run's training data as an MLflow dataset input (the runs table's Dataset
+    column): its name, a digest of the manifest's SHA-256 of every file, the folder, and the
+    split sizes as its profile."""
+    import hashlib
+    import json
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    hashes = {file: entry.get("sha256") for file, entry in sorted((manifest.get("files") or {}).items())}
+    digest = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:16]
+    profile = json.dumps({"counts": manifest.get("counts", {}), "files": hashes}, sort_keys=True)
+    dataset = Dataset(name=name, digest=digest, source_type="local", source=str(folder), profile=profile)
+    mlflow_client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])])

@@ -64,7 +64,11 @@ def test_two_seeds_train_and_evaluate_into_their_own_folders_runs_and_metrics(pr
     b = torch.load(layout.checkpoint("parity-rnn", 1), weights_only=False)["state_dict"]
     assert any(not torch.equal(a[k], b[k]) for k in a)  # two seeds, two models
 
+    trained_end = {seed: mlflow_client(project).get_run(run["seeds"][seed]["run_id"]).info.end_time for seed in ("3", "1")}
     evaluate(config, layout, "parity-rnn")
+    for seed, end in trained_end.items():  # the evaluation logs into the run without stretching it
+        info = mlflow_client(project).get_run(run["seeds"][seed]["run_id"]).info
+        assert info.status == "FINISHED" and info.end_time == end
     metrics = json.loads(layout.metrics("parity-rnn").read_text())
     assert metrics["n_seeds"] == 2 and set(metrics["seeds"]) == {"3", "1"}
     for seed, entry in metrics["seeds"].items():
@@ -80,6 +84,8 @@ def test_two_seeds_train_and_evaluate_into_their_own_folders_runs_and_metrics(pr
         mlflow_run = client.get_run(run["seeds"][seed]["run_id"])
         assert mlflow_run.info.run_name == f"parity-rnn seed {seed}" and mlflow_run.info.status == "FINISHED"
         assert mlflow_run.data.params["seed"] == seed and mlflow_run.data.tags["zoo.seed"] == seed
+        (dataset_input,) = mlflow_run.inputs.dataset_inputs  # the runs table's Dataset column
+        assert dataset_input.dataset.name == "parity" and len(dataset_input.dataset.digest) == 16
         assert mlflow_run.data.metrics["accuracy"] == pytest.approx(metrics["seeds"][seed]["accuracy"])
         assert mlflow_run.data.metrics["plateau"] == 0.0
 
@@ -135,7 +141,11 @@ def test_training_stops_on_a_plateau_keeps_the_best_checkpoint_and_records_the_e
     losses = [float(r.split(",")[-1]) for r in curves]
     assert len(losses) == 3 and min(losses) == pytest.approx(training["best_score"], rel=1e-5)
     assert losses.index(min(losses)) + 1 == training["best_epoch"]
+    trained_end = {seed: mlflow_client(project).get_run(run["seeds"][seed]["run_id"]).info.end_time for seed in ("3", "1")}
     evaluate(config, layout, "parity-rnn")
+    for seed, end in trained_end.items():  # the evaluation logs into the run without stretching it
+        info = mlflow_client(project).get_run(run["seeds"][seed]["run_id"]).info
+        assert info.status == "FINISHED" and info.end_time == end
     metrics = json.loads(layout.metrics("parity-rnn").read_text())
     assert metrics["plateau"] == 1.0 and metrics["seeds"][str(seed)]["epochs_to_target"] == 1
 

@@ -124,18 +124,20 @@ def evaluate_seed(config, layout, name: str, task, model, manifest, plots_dir: P
 def log_seed(config, layout, name: str, entry, mlflow, uri: str, run_id: str | None, seed: int, metrics: dict, series: dict, plots: bool) -> str:
     """Log a seed's metrics (and, for the first seed, the plots) into its training run."""
     exp = config.experiment(name)
-    if not run_id or not tracking.run_exists(mlflow, run_id):
+    created = not run_id or not tracking.run_exists(mlflow, run_id)
+    if created:
         # The training run is gone (deleted in the UI, another store): record the
         # evaluation in a new run and say why.
         experiment_id = tracking.experiment_id(mlflow, uri, tracking.experiment_name(config, exp.task), layout)
         tags = {**tracking.experiment_tags(config, layout, name, entry.family), "mlflow.runName": f"{name} seed {seed}", "zoo.seed": str(seed)}
         tags["zoo.note"] = f"training run {run_id or '(none)'} not found in {uri}; evaluation logged in a new run"
         run_id = mlflow.create_run(experiment_id, run_name=f"{name} seed {seed}", tags=tags).info.run_id
-    else:
-        mlflow.update_run(run_id, status="RUNNING")
+    # Into the finished training run as it is: its status and end time stay the training's, so
+    # the runs table's Duration is how long the seed trained, not until DVC got to evaluating it.
     tracking.log_metrics(mlflow, run_id, metrics, series)
     mlflow.log_artifact(run_id, str(layout.metrics(name)), "metrics")
     if plots:
         mlflow.log_artifacts(run_id, str(layout.plots(name)), "plots")
-    mlflow.set_terminated(run_id, "FINISHED")
+    if created:
+        mlflow.set_terminated(run_id, "FINISHED")
     return run_id

@@ -280,7 +280,7 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
     run_id = None
     logger = False
     if rank_zero:
-        run_id = seed_run(config, layout, name, seed, entry, prepared.model_args, mlflow, experiment_id, previous_run)
+        run_id = seed_run(config, layout, name, seed, entry, prepared.model_args, manifest, mlflow, experiment_id, previous_run)
         resume.start(run_id)
         logger = BatchedMLFlowLogger(experiment_name=config.tracking.experiment, tracking_uri=uri, run_id=run_id)
     if resume_from is not None and rank_zero:
@@ -350,7 +350,7 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
     return Finished(seed, run_id, training, parameters, resume.done)
 
 
-def seed_run(config, layout, name: str, seed: int, entry, model_args: dict, mlflow, experiment_id: str, previous_run: str | None) -> str:
+def seed_run(config, layout, name: str, seed: int, entry, model_args: dict, manifest: dict, mlflow, experiment_id: str, previous_run: str | None) -> str:
     """The seed's MLflow run: the interrupted run's, when it still exists, else a new one
     named "<experiment> seed <s>", with the seed as a tag and a parameter."""
     if previous_run and tracking.run_exists(mlflow, previous_run):
@@ -361,6 +361,7 @@ def seed_run(config, layout, name: str, seed: int, entry, model_args: dict, mlfl
     tags = {**tracking.experiment_tags(config, layout, name, entry.family), "mlflow.runName": label, "zoo.seed": str(seed)}
     run_id = mlflow.create_run(experiment_id, run_name=label, tags=tags).info.run_id
     tracking.log_params(mlflow, run_id, {**exp.flat_params(), **model_args, "family": entry.family, "seed": seed})
+    tracking.log_dataset(mlflow, run_id, exp.dataset, layout.dataset(exp.dataset), manifest)
     return run_id
 
 
