@@ -45,6 +45,18 @@ def shrink(params: dict) -> dict:
     return params
 
 
+@pytest.fixture(autouse=True)
+def _runs_go_to_the_tests_own_stores():
+    """`MLFLOW_TRACKING_URI` decides where runs go when params.yaml does not (tracking.resolve_uri),
+    and MLflow itself sets it in `mlflow.set_tracking_uri`: keep it out of every test, so no
+    test's `zoo` writes into another's store (or the user's server)."""
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    if saved is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
 def repo_params() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())
 

@@ -21,7 +21,7 @@ def test_ddp_on_two_cpu_processes_gives_one_run_and_one_model(tmp_path):
         "--set", "trainer.strategy=ddp", "--set", "trainer.devices=2", "--set", "trainer.accelerator=cpu",
     )
     assert "GLOBAL_RANK: 1" in trained.stderr + trained.stdout  # really two processes
-    assert trained.stdout.count("trained parity-rnn") == 1  # one report, from rank zero
+    assert trained.stdout.count("trained parity-rnn (") == 1  # one report, from rank zero
     assert sorted(p.name for p in (folder / "models").iterdir()) == ["parity-rnn"]
     assert not (folder / "checkpoints" / "parity-rnn").exists()
 

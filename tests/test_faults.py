@@ -257,7 +257,8 @@ def test_dvc_queue_runs_two_experiments_at_once_into_the_projects_store(tmp_path
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
         run(*cmd)
     for hidden in (16, 32):
-        run("dvc", "exp", "run", "--queue", "-S", f"experiments.parity-rnn.hidden_size={hidden}")
+        # ++: set the key whether the experiment states it or takes it from its task's defaults
+        run("dvc", "exp", "run", "--queue", "-S", f"++experiments.parity-rnn.hidden_size={hidden}")
     run("dvc", "queue", "start", "-j", "2")
     deadline = time.monotonic() + 900
     while True:
@@ -289,8 +290,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("uri", [f"http://127.0.0.1:{free_port()}", "http://10.255.255.1:5000"], ids=["refused", "no-answer"])
-def test_unreachable_tracking_server_fails_fast_naming_it_before_training(project, small_params, uri):
+@pytest.fixture
+def silent_server():
+    """An address on this machine that takes the connection and never answers (a listening
+    socket nobody accepts from): a hung server, without sending a packet off the machine."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("kind", ["refused", "no-answer"])
+def test_unreachable_tracking_server_fails_fast_naming_it_before_training(project, small_params, kind, request):
+    uri = f"http://127.0.0.1:{free_port()}" if kind == "refused" else request.getfixturevalue("silent_server")
     small_params["tracking"]["uri"] = uri
     write_params(project, small_params)
     assert cli("fetch", "parity").exit_code == 0
@@ -368,6 +382,9 @@ def test_nan_in_a_gan_stops_training_too(project, monkeypatch):
         return (loss * float("nan"), logs) if int(self.generator_steps) >= 1 else (loss, logs)
 
     monkeypatch.setattr(GAN, "critic_loss", poisoned)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["experiments"]["ring-gan"]["batch_size"] = 64  # several batches in the shrunken data
+    write_params(project, params)
     config = config_mod.load(project / "params.yaml")
     layout = Layout(project)
     fetch(config, layout, "ring")
