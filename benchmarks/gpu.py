@@ -39,8 +39,9 @@ if str(REPO / "benchmarks") not in sys.path:
 
 
 def trainer_seconds(config, layout, name: str, per_epoch: int, epochs: int, precision: str, device: str = "cuda") -> float:
-    """Fit time of ``epochs`` epochs of ``per_epoch`` batches with the train stage's Trainer set-up, on ``device``
-    (``cuda``: the GPU; ``cpu`` for the rehearsal)."""
+    """Time of the epochs after the first (all of them when ``epochs`` is 1) of a fit of ``epochs``
+    epochs of ``per_epoch`` batches with the train stage's Trainer set-up, on ``device`` (``cuda``:
+    the GPU; ``cpu`` for the rehearsal)."""
     import pytorch_lightning as pl
     import torch
 
@@ -69,13 +70,21 @@ def trainer_seconds(config, layout, name: str, per_epoch: int, epochs: int, prec
                 where["parameters"] = {p.device.type for p in pl_module.parameters()}
                 where["batch"] = {t.device.type for t in batch}
 
+    class SteadyClock(pl.Callback):
+        """Times the epochs after the first (the steady state) within this one fit."""
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == min(1, epochs - 1):
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                where["started"] = time.perf_counter()
+
     trainer = pl.Trainer(**args, logger=False, enable_checkpointing=False, enable_model_summary=False, profiler=profiler,
-                         callbacks=[CallbackGroup(RandomState(), FiniteLoss(name)), OnDevice()])
-    started = time.perf_counter()
+                         callbacks=[CallbackGroup(RandomState(), FiniteLoss(name)), OnDevice(), SteadyClock()])
     trainer.fit(model, prepared.train)
     if device == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - where["started"]
     if where.get("parameters") != {device} or where.get("batch") != {device}:
         raise SystemExit(f"{name}: training did not run on {device} (parameters on {where.get('parameters')}, batch on {where.get('batch')})")
     return seconds
@@ -125,13 +134,9 @@ def main() -> None:
             precision = "bf16-mixed" if bf16 and config.experiments[name].model not in ("wgan-gp",) else "32-true"
             loop_seconds(config, layout, name, min(5, pe), pe, device)  # warm-up (CUDA context, kernels)
             trainer_seconds(config, layout, name, min(5, pe), 1, precision, device)
-            loop = statistics.median(
-                loop_seconds(config, layout, name, 3 * pe, pe, device) - loop_seconds(config, layout, name, pe, pe, device) for _ in range(2)
-            )
-            pipe = statistics.median(
-                trainer_seconds(config, layout, name, pe, 3, precision, device) - trainer_seconds(config, layout, name, pe, 1, precision, device)
-                for _ in range(2)
-            )
+            # the steady state, each timed within one run (epochs 2 and 3): a rate that cannot go negative
+            loop = statistics.median(loop_seconds(config, layout, name, 3 * pe, pe, device, skip=pe) for _ in range(2))
+            pipe = statistics.median(trainer_seconds(config, layout, name, pe, 3, precision, device) for _ in range(2))
             samples = config.experiments[name].common.batch_size * 2 * pe
             rows.append((family, name, precision, samples / loop, samples / pipe))
 

@@ -76,9 +76,11 @@ def pipeline_seconds(config, layout, name: str) -> float:
     return MlflowClient(tracking_uri=run["tracking_uri"]).get_run(next(iter(run["seeds"].values()))["run_id"]).data.metrics["time_fit_s"]
 
 
-def loop_seconds(config, layout, name: str, batches: int, per_epoch: int, device: str | None = None) -> float:
+def loop_seconds(config, layout, name: str, batches: int, per_epoch: int, device: str | None = None, skip: int = 0) -> float:
     """Seconds of ``batches`` hand-written training steps over batches of the first
-    ``per_epoch`` (cycled), on ``device`` (default: the GPU when there is one)."""
+    ``per_epoch`` (cycled), on ``device`` (default: the GPU when there is one); with ``skip``,
+    only the steps after the first ``skip`` are timed (the steady state, measured in one run:
+    never the difference of two noisy runs)."""
     import pytorch_lightning as pl
     import torch
 
@@ -130,6 +132,10 @@ def loop_seconds(config, layout, name: str, batches: int, per_epoch: int, device
             for i, batch in enumerate(prepared.train):
                 if i == per_epoch or done == batches:
                     break
+                if done == skip and skip:
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    started = time.perf_counter()
                 step([t.to(device) for t in batch], done)
                 done += 1
         if device.type == "cuda":

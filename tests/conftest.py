@@ -137,7 +137,7 @@ def pipeline_copy(tmp_path_factory):
     params["datasets"] = {k: v for k, v in params["datasets"].items() if k in PIPELINE_DATASETS}
     params["references"]["digits"]["epochs"] = 2
     write_params(dest, params)
-    env = {k: v for k, v in os.environ.items() if k not in ("ZOO_ROOT",)}
+    env = {k: v for k, v in os.environ.items() if k not in ("ZOO_ROOT", "MLFLOW_TRACKING_URI")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
     env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.invalid"

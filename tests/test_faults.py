@@ -43,7 +43,7 @@ def small_project(folder: Path, experiments: tuple[str, ...] = (EXPERIMENT,), **
 
 
 def env() -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if k != "ZOO_ROOT"}
+    out = {k: v for k, v in os.environ.items() if k not in ("ZOO_ROOT", "MLFLOW_TRACKING_URI")}
     out["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{out.get('PATH', '')}"
     out["PYTHONPATH"] = str(REPO)
     return out

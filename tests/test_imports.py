@@ -23,7 +23,7 @@ LIGHTNING = ("pytorch_lightning", "lightning", "lightning_fabric")
 LIGHT_PACKAGE = {"lightning_modules", "lightning_modules.settings"}  # what validation may import of the models
 
 def env() -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if k != "ZOO_ROOT"}
+    out = {k: v for k, v in os.environ.items() if k not in ("ZOO_ROOT", "MLFLOW_TRACKING_URI")}
     out["PYTHONPATH"] = str(REPO)
     return out
 
