@@ -194,13 +194,18 @@ def test_claim_3_a_recorded_divergence_is_the_outcome():
     # the clipped run diverging in one seed: clipping did not keep it trainable
     clipped_once = run(accuracy_train_lengths=[0.90, None, 0.88], grad_norm_max=[50.0, None, 55.0], diverged=[0, 1, 0], plateau=[1, 0, 1])
     assert verdict(3, {"parity-rnn-biginit": exploded, "parity-rnn-biginit-clip": clipped_once}).verdict == NOT_SUPPORTED
-    # no divergence and gradients no larger than the clipped run's: nothing exploded, nothing to test
+    # no divergence and gradient norms under 100: nothing exploded, nothing to test
     calm = run(accuracy_train_lengths=[0.60, 0.62, 0.61], grad_norm_max=[70.0, 80.0, 60.0])
     result = verdict(3, {"parity-rnn-biginit": calm, "parity-rnn-biginit-clip": clipped})
     assert result.verdict == NOT_ENOUGH and "did not explode" in result.explanation
     # exploding gradients (4 decades) without divergence: decided by Welch on accuracy
     wild = run(accuracy_train_lengths=[0.60, 0.62, 0.61], grad_norm_max=[1e6, 2e6, 5e5])
     assert verdict(3, {"parity-rnn-biginit": wild, "parity-rnn-biginit-clip": clipped}).verdict == SUPPORTED
+    # both start from the same exploding weights (norms ~1e3 before clipping in both), and the
+    # clipped one stays at chance: the explosion is there, clipping did not make it trainable
+    stuck = run(accuracy_train_lengths=[0.52, 0.51, 0.53], grad_norm_max=[1e3, 2e3, 1.5e3])
+    result = verdict(3, {"parity-rnn-biginit": wild, "parity-rnn-biginit-clip": stuck})
+    assert result.verdict == NOT_SUPPORTED and "largest gradient norm before clipping" in result.explanation
 
 
 def test_claim_4_accuracy_or_speed_shows_the_effect_and_neither_may_contradict_it():
