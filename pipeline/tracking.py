@@ -9,6 +9,7 @@ import contextlib
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlparse
@@ -197,4 +198,11 @@ def log_dataset(mlflow_client, run_id: str, name: str, folder: Path, manifest: d
     digest = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:16]
     profile = json.dumps({"counts": manifest.get("counts", {}), "files": hashes}, sort_keys=True)
     dataset = Dataset(name=name, digest=digest, source_type="local", source=str(folder), profile=profile)
-    mlflow_client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])])
+    inputs = [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])]
+    try:
+        mlflow_client.log_inputs(run_id, datasets=inputs)
+    except Exception:  # noqa: BLE001 - another seed's process registered the same dataset at the same moment
+        # The store inserts a dataset it has not seen, so two runs logging one dataset at once can
+        # race to insert it (a unique constraint); once it exists, logging it only links the run.
+        time.sleep(0.5)
+        mlflow_client.log_inputs(run_id, datasets=inputs)
