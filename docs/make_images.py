@@ -1,7 +1,7 @@
 """The README's picture, from the outputs of the last `make repro`: a few of the pictures the
 pipeline drew, tiled into docs/images/results.png (kept small: it is committed).
 
-    make repro && .venv/bin/python docs/make_images.py
+    make repro && .venv/bin/python docs/make_images.py [PROJECT_FOLDER]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+SOURCE = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT  # the project folder of the run
 PANELS = [  # (picture, caption): what each family's comparison looks like
     ("reports/accuracy_by_length_parity-long.png", "parity: accuracy against length (claim 1)"),
     ("reports/exact_match_by_length_dates.png", "dates: exact match against input length (claim 7)"),
@@ -26,8 +27,8 @@ PANELS = [  # (picture, caption): what each family's comparison looks like
 
 
 def main() -> int:
-    found = [(ROOT / path, caption) for path, caption in PANELS if (ROOT / path).is_file()]
-    missing = [path for path, _ in PANELS if not (ROOT / path).is_file()]
+    found = [(SOURCE / path, caption) for path, caption in PANELS if (SOURCE / path).is_file()]
+    missing = [path for path, _ in PANELS if not (SOURCE / path).is_file()]
     if missing:
         print("not found (run make repro first?): " + ", ".join(missing), file=sys.stderr)
     if not found:
