@@ -37,6 +37,8 @@ class LanguageModel(RecurrentModel):
         fused: bool = True,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
+        optimizer: str = "adam",
+        momentum: float = 0.0,
     ):
         super().__init__()
         self.save_hyperparameters()

@@ -87,8 +87,7 @@ class RecurrentModel(FastHookBookkeeping, EpochMeans, pl.LightningModule):
         return norms.detach()
 
     def configure_optimizers(self):
-        # ``optimizer`` / ``momentum``: settings of the classifier (claim 3's pair trains with
-        # plain SGD, as Pascanu et al. 2013 do); a model without them uses Adam.
+        # ``optimizer`` / ``momentum``: Adam, or plain SGD as Pascanu et al. 2013 train (claim 3).
         if self.hparams.get("optimizer", "adam") == "sgd":
             return torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=self.hparams.get("momentum", 0.0), weight_decay=self.hparams.weight_decay)
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -51,20 +51,20 @@ class RecurrentSettings(BaseModel):
     fused: bool = Field(True, description="rnn and lstm: torch's fused layers (same equations, faster)")
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-
-
-class SequenceClassifierSettings(RecurrentSettings):
-    bidirectional: bool = False
     optimizer: Literal["adam", "sgd"] = Field(
         "adam", description="sgd: plain stochastic gradient descent, as Pascanu et al. 2013 train their RNNs (claim 3)"
     )
     momentum: float = Field(0.0, ge=0, lt=1, description="sgd only: heavy-ball momentum; 0 = plain SGD")
 
     @model_validator(mode="after")
-    def _momentum_needs_sgd(self) -> "SequenceClassifierSettings":
+    def _momentum_needs_sgd(self) -> "RecurrentSettings":
         if self.momentum and self.optimizer != "sgd":
             raise ValueError("momentum applies to optimizer 'sgd' only")
         return self
+
+
+class SequenceClassifierSettings(RecurrentSettings):
+    bidirectional: bool = False
 
 
 class LanguageModelSettings(RecurrentSettings):

@@ -325,9 +325,13 @@ def claim2(ev: Evidence) -> Verdict:
 EXPLODES_AT = 100.0  # claim 3: a global gradient norm two decades above a unit-scale network's (~1)
 
 
+CLIP_PLAIN, CLIP_CLIPPED, CLIP_REFERENCE = "xml-rnn-sgd", "xml-rnn-sgd-clip", "xml-rnn"
+TRAINABLE_BPC = 0.1  # claim 3: "trainable" = test bits/char within this of the same RNN trained with Adam
+
+
 def claim3(ev: Evidence) -> Verdict:
-    key, plain, clip = "accuracy_train_lengths", "parity-rnn-biginit", "parity-rnn-biginit-clip"
-    ev.require(plain, clip)
+    key, plain, clip = "test_bpc", CLIP_PLAIN, CLIP_CLIPPED
+    ev.require(plain, clip, CLIP_REFERENCE)
     div_plain, div_clip = ev.stat(plain, "diverged"), ev.stat(clip, "diverged")
     n_div = sum(v >= 1 for v in div_plain.values)
     majority = n_div > div_plain.n / 2
@@ -348,17 +352,20 @@ def claim3(ev: Evidence) -> Verdict:
     text = f"{exploded}; with clipping diverged in {clip_diverged} of {div_clip.n} seeds"
     if clip_diverged:
         return Verdict(NOT_SUPPORTED, text)
-    clipped = ev.stat(clip, key)
-    clip_ok = clipped.mean >= CHANCE_PARITY + ACC_MARGIN
-    text += f", accuracy on training lengths {clipped}"
+    clipped, reference = ev.stat(clip, key), ev.stat(CLIP_REFERENCE, key)
+    clip_ok = clipped.mean <= reference.mean + TRAINABLE_BPC
+    text += f", test bits/char {clipped} (the same RNN trained with Adam: {reference})"
     if majority:
         plain_worse = True
     else:
-        d = welch(clipped, ev.stat(plain, key, least=2))
-        plain_worse = d.beats(ACC_MARGIN)
-        text += f"; against without clipping {d.b}: {d.describe(ACC_MARGIN)}"
+        d = welch(clipped, ev.stat(plain, key, least=2), higher_is_better=False)
+        plain_worse = d.beats(CLIP_GAIN)
+        text += f"; against without clipping {d.b}: {d.describe(CLIP_GAIN)}"
     ok = clip_ok and plain_worse
     return Verdict(SUPPORTED if ok else NOT_SUPPORTED, text, clip_ok and not plain_worse)
+
+
+CLIP_GAIN = 0.05  # claim 3: the clipped run better by at least this many bits/char
 
 
 def _epochs_to_target(ev: Evidence, experiment: str) -> tuple[Stat, int]:
@@ -487,7 +494,10 @@ def claim6(ev: Evidence) -> Verdict:
 
 
 DATES_PLAIN = "dates-seq2seq"
-DATES_ATTENTION = ("dates-seq2seq-bahdanau", "dates-seq2seq-luong", "dates-transformer")
+# The tutorial's claim is about adding attention to the recurrent encoder–decoder (Bahdanau et al.
+# 2015; Luong et al. 2015). The Transformer is compared on the leaderboard, not here: its
+# sinusoidal positions are not trained beyond the training lengths, a different question.
+DATES_ATTENTION = ("dates-seq2seq-bahdanau", "dates-seq2seq-luong")
 
 
 def _long_penalty(ev: Evidence, experiment: str) -> Stat:
@@ -592,11 +602,11 @@ CLAIMS = (
           ("parity-long-rnn", "parity-long-lstm"), claim2,
           f"`grad_log10_decay` of the trained RNN at least {DECADES:g} decades below the LSTM's ({_WELCH})"),
     Claim(3, "Gradient clipping keeps an exploding vanilla RNN trainable.",
-          ("parity-rnn-biginit", "parity-rnn-biginit-clip"), claim3,
-          f"the unclipped RNN explodes (diverged in a majority of seeds, or its `grad_norm_max` ≥ {EXPLODES_AT:g}, a hundred "
-          f"times a unit-scale network's; else not enough data); holds when the clipped run diverged in no seed, its `accuracy_train_lengths` "
-          f"mean ≥ chance + {ACC_MARGIN:g}, and the unclipped one diverged in a majority of seeds or the clipped one is "
-          f"better by ≥ {ACC_MARGIN:g} ({_WELCH})"),
+          (CLIP_PLAIN, CLIP_CLIPPED, CLIP_REFERENCE), claim3,
+          f"the unclipped RNN (plain SGD, recurrent weights 5x) explodes (diverged in a majority of seeds, or its `grad_norm_max` ≥ "
+          f"{EXPLODES_AT:g}, a hundred times a unit-scale network's; else not enough data); holds when the clipped run diverged in no "
+          f"seed, its `test_bpc` mean is within {TRAINABLE_BPC:g} of `{CLIP_REFERENCE}`'s (the same RNN trained with Adam), and the "
+          f"unclipped one diverged in a majority of seeds or the clipped one is better by ≥ {CLIP_GAIN:g} bits/char ({_WELCH})"),
     Claim(4, "A forget-gate bias of 1 helps the LSTM on long-range tasks.",
           ("parity-long-lstm", "parity-long-lstm-fb0"), claim4,
           f"bias 1 against 0 on `accuracy_longer` (better by ≥ {ACC_MARGIN:g}, {_WELCH}) and on `epochs_to_target` (fewer by ≥ "
@@ -615,7 +625,7 @@ CLAIMS = (
           f"95 % Welch bound of the deficit under {BPC_MARGIN:g}), once vanilla beats `xml-rnn` by ≥ {XML_BAR:g}"),
     Claim(7, "Attention beats the plain encoder–decoder, more so for long inputs.",
           (DATES_PLAIN, *DATES_ATTENTION), claim7,
-          f"each attention model: `exact_match_long` (inputs beyond the training lengths) better than the plain model's by ≥ {ACC_MARGIN:g} "
+          f"each recurrent encoder–decoder with attention (Bahdanau, Luong): `exact_match_long` (inputs beyond the training lengths) better than the plain model's by ≥ {ACC_MARGIN:g} "
           f"({_WELCH}); its per-seed `exact_match_long` − `exact_match` above the plain model's by ≥ {ACC_MARGIN:g} ({_WELCH}): "
           f"the gain on long inputs exceeds the overall gain; and `exact_match` not worse than the plain model's"),
     Claim(8, "The non-saturating generator loss trains where the minimax loss stalls.",
