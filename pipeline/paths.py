@@ -98,6 +98,11 @@ class Layout:
         return self.root / "curves" / f"{experiment}.csv"
 
     @property
+    def comparison(self) -> Path:
+        """The data of DVC's comparison plots, written by ``zoo compare``."""
+        return self.root / "comparison"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"
 

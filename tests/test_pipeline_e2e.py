@@ -224,7 +224,7 @@ def test_a_two_point_sweep_with_dvc_exp_runs_both_and_dvc_exp_show_lists_them(pi
     assert all(0.0 <= m["accuracy"] <= 1.0 for m in points.values())
     # `dvc plots diff` between the two draws both on one comparison plot
     names = [exp["revs"][0]["name"] for exp in baseline["experiments"]]
-    diff = json.loads(run(["dvc", "plots", "diff", *names, "--json", "--targets", "reports/by_length/parity.csv"], dest, env))
+    diff = json.loads(run(["dvc", "plots", "diff", *names, "--json", "--targets", "comparison/by_length/parity.csv"], dest, env))
     assert not diff.get("errors"), diff["errors"]
-    (plot,) = diff["data"]["reports/by_length/parity.csv"]
+    (plot,) = diff["data"]["comparison/by_length/parity.csv"]
     assert {r["rev"] for r in plot["content"]["data"]["values"]} == set(names)

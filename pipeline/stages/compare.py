@@ -3,7 +3,7 @@
 Reads ``metrics/<experiment>.json``, ``models/<experiment>/run.json``, ``plots/<experiment>/``
 and ``curves/<experiment>.csv`` of every experiment in ``params.yaml``; writes
 ``reports/leaderboard.md`` and the side-by-side plots, the data of DVC's comparison plots
-(``reports/curves/<table>.csv``, ``reports/by_length/<table>.csv``: dvc.yaml's top-level ``plots``),
+(``comparison/curves/<table>.csv``, ``comparison/by_length/<table>.csv``: dvc.yaml's top-level ``plots``),
 ``reports/claims.md`` (the tutorial's claims judged by ``pipeline.claims``) and
 ``reports/index.html`` (all of it on one self-contained page, pictures embedded), and logs
 them to an MLflow run of their own (tag ``zoo.kind = report``, a ``zoo.claim.<n>`` tag per verdict)
@@ -344,11 +344,12 @@ def compare(config, layout) -> Path:
     ranking = list(ranked(config, layout))
     boards = tables(config, layout, ranking)
     results = claims.judge(evidence(config, layout))
+    with atomic_dir(layout.comparison) as tmp:
+        comparison_data(config, layout, tmp)
     with atomic_dir(layout.reports) as tmp:
         plots = []
         for task, dataset, names in groups(config, TASKS):
             plots += task.compare_plots({n: dataset for n in names}, layout, tmp)
-        comparison_data(config, layout, tmp)
         (tmp / "leaderboard.md").write_text(leaderboard_markdown(boards, [p.name for p in plots]), encoding="utf-8")
         (tmp / "claims.md").write_text(claims.markdown(results), encoding="utf-8")
         (tmp / "index.html").write_text(page(boards, results, plots, gallery(config, layout)), encoding="utf-8")
