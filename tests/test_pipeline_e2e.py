@@ -238,7 +238,7 @@ def test_dvc_plots_show_opens_on_each_tasks_experiments_overlaid_and_loads_every
     assert proc.returncode == 0 and "failed to load" not in proc.stdout + proc.stderr, proc.stderr  # no samples.txt among the plots
     shown = json.loads(run(["dvc", "plots", "show", "--json"], dest, env))
     ids = list(shown["data"])
-    comparisons = ["comparison/curves/images-digits.csv", "comparison/curves/mixture-2d-ring.csv", "comparison/curves/parity.csv", "comparison/by_length/parity.csv"]
+    comparisons = ["comparison/by_length/parity.csv", "comparison/curves/images-digits.csv", "comparison/curves/mixture-2d-ring.csv", "comparison/curves/parity.csv"]
     assert sorted(ids[: len(comparisons)]) == comparisons  # dvc.yaml's top-level plots come first
 
     def lines(plot_id):
