@@ -89,9 +89,18 @@ class Layout:
     def plots(self, experiment: str) -> Path:
         return self.root / "plots" / experiment
 
+    def samples(self, experiment: str) -> Path:
+        """The evaluation's text outputs (decoded examples, sampled text): not plots, so not in ``plots/``."""
+        return self.root / "samples" / experiment
+
     def curves(self, experiment: str) -> Path:
         """The training curves the train stage writes (a DVC plot)."""
         return self.root / "curves" / f"{experiment}.csv"
+
+    @property
+    def comparison(self) -> Path:
+        """The data of DVC's comparison plots, written by ``zoo compare``."""
+        return self.root / "comparison"
 
     @property
     def reports(self) -> Path:

@@ -50,6 +50,7 @@ def test_experiment_trains_and_evaluates(project, name):
         assert column.key in metrics
     assert task.primary in metrics and metrics[task.primary] is not None and math.isfinite(metrics[task.primary])
     plots = layout.plots(name)
+    assert {p.suffix for p in plots.iterdir()} <= {".png", ".csv"}  # what `dvc plots show` reads; text goes to samples/
     from lightning_modules import MODELS
 
     if MODELS[config.experiments[name].model].family == "recurrent":
@@ -61,5 +62,5 @@ def test_experiment_trains_and_evaluates(project, name):
         assert math.isfinite(metrics["grad_log10_decay"])
         assert (plots / "gradient_flow.png").stat().st_size > 1000
     if task.name == "charlm":
-        text = (plots / "samples.txt").read_text()
+        text = (layout.samples(name) / "samples.txt").read_text()
         assert len(text.split("\n\n", 1)[1].strip()) >= 10

@@ -4,9 +4,11 @@ test_ui), then checked on disk and in the MLflow store."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -153,3 +155,107 @@ def test_dvc_plots_show_renders_the_training_curves_of_every_experiment(pipeline
         assert ({"d_loss", "g_loss"} if "gan" in name else {"loss", "accuracy"}) <= metrics, metrics
         assert {r["split"] for r in rows} == {"train", "validation"}
         assert all(math.isfinite(float(r["value"])) for r in rows)
+
+
+# Every file `zoo compare` reads, as dvc.yaml must declare it (a dep, or inside one): editing any
+# of them must make DVC rerun the comparison.
+COMPARE_INPUTS = {
+    "metrics/parity-rnn.json": "metrics",
+    "metrics/reference-digits.json": "metrics",  # the real images' sanity row, claim 10
+    "models/parity-rnn/run.json": "models",  # MLflow run ids, parameter counts
+    "plots/parity-rnn/accuracy_by_length.csv": "plots",
+    "plots/ring-gan/samples.png": "plots",  # reports/index.html embeds it
+    "curves/parity-rnn.csv": "curves",  # the comparison plots' curves
+    "data/raw/parity/manifest.json": "data/raw",  # parity's longest training length
+    "pipeline/tasks/parity.py": "pipeline/tasks",
+    "lightning_modules/__init__.py": "lightning_modules/__init__.py",
+    **{f"pipeline/{f}": f"pipeline/{f}" for f in ("claims.py", "history.py", "report_page.py", "registry.py", "tracking.py", "stages/compare.py")},
+}
+
+
+def compare_status(dest: Path, env: dict) -> dict:
+    return json.loads(run(["dvc", "status", "compare", "--json"], dest, env)).get("compare", [{}])[0].get("changed deps", {})
+
+
+def test_editing_any_input_of_compare_makes_dvc_rerun_it(pipeline_copy):
+    dest, env, _ = pipeline_copy
+    run(["dvc", "repro"], dest, env)  # whatever an earlier test changed
+    assert compare_status(dest, env) == {}
+    for rel, dep in COMPARE_INPUTS.items():
+        path = dest / rel
+        original = path.read_bytes()
+        try:
+            path.write_bytes(original + b"\n")
+            assert compare_status(dest, env) == {dep: "modified"}, rel
+        finally:
+            path.write_bytes(original)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    for section, body in (("experiments", "parity-rnn"), ("defaults", "parity")):
+        changed = copy.deepcopy(params)
+        changed[section][body]["lr"] = 0.01
+        write_params(dest, changed)
+        try:
+            assert compare_status(dest, env) == {"params.yaml": {section: "modified"}}
+        finally:
+            write_params(dest, params)
+    assert compare_status(dest, env) == {}
+
+
+def test_a_two_point_sweep_with_dvc_exp_runs_both_and_dvc_exp_show_lists_them(pipeline_copy, tmp_path):
+    """README's sweep: queue two values of one experiment's setting, run the queue, compare."""
+    dest, env, _ = pipeline_copy
+    run(["dvc", "repro"], dest, env)
+    # the sweep's MLflow runs and champions in a store of their own: test_registry reads the pipeline's
+    env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'sweep.db'}"}
+    run(["git", "add", "-A"], dest, env)  # the baseline: this pipeline, built (dvc.lock)
+    run(["git", "commit", "-qm", "built", "--allow-empty"], dest, env)
+    run(["dvc", "exp", "run", "--queue", "-S", "++experiments.parity-rnn.hidden_size=8,12"], dest, env)
+    ran = stages_run(run(["dvc", "exp", "run", "--run-all", "-j", "1"], dest, env))
+    # each point reruns only its experiment and the comparison (the rest: DVC's run-cache)
+    assert ran == {"train@parity-rnn", "evaluate@parity-rnn", "compare"}, ran
+
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], dest, env))
+    (baseline,) = [entry for entry in shown if entry.get("experiments")]
+    points = {}
+    for exp in baseline["experiments"]:
+        (revision,) = exp["revs"]
+        assert revision["error"] is None, revision
+        hidden = revision["data"]["params"]["params.yaml"]["data"]["experiments"]["parity-rnn"]["hidden_size"]
+        points[hidden] = revision["data"]["metrics"]["metrics/parity-rnn.json"]["data"]  # read from DVC's cache
+    assert sorted(points) == [8, 12]
+    assert all(0.0 <= m["accuracy"] <= 1.0 and m["n_seeds"] == 1 for m in points.values())
+    # `dvc plots diff` between the two draws both on one comparison plot
+    names = [exp["revs"][0]["name"] for exp in baseline["experiments"]]
+    diff = json.loads(run(["dvc", "plots", "diff", *names, "--json", "--targets", "comparison/by_length/parity.csv"], dest, env))
+    assert not diff.get("errors"), diff["errors"]
+    (plot,) = diff["data"]["comparison/by_length/parity.csv"]
+    assert {r["rev"] for r in plot["content"]["data"]["values"]} == set(names)
+
+
+def test_dvc_plots_show_opens_on_each_tasks_experiments_overlaid_and_loads_every_plot(pipeline_copy):
+    dest, env, _ = pipeline_copy
+    proc = subprocess.run(["dvc", "plots", "show"], cwd=dest, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "failed to load" not in proc.stdout + proc.stderr, proc.stderr  # no samples.txt among the plots
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], dest, env))
+    ids = list(shown["data"])
+    comparisons = ["comparison/by_length/parity.csv", "comparison/curves/images-digits.csv", "comparison/curves/mixture-2d-ring.csv", "comparison/curves/parity.csv"]
+    assert sorted(ids[: len(comparisons)]) == comparisons  # dvc.yaml's top-level plots come first
+
+    def lines(plot_id):
+        (plot,) = shown["data"][plot_id]
+        spec = plot["content"]
+        assert spec["spec"]["encoding"]["color"]["field"] == "experiment"  # .dvc/plots/compare.json
+        return spec, {(r["experiment"], r["metric"]) for r in spec["data"]["values"]}
+
+    spec, drawn = lines("comparison/curves/parity.csv")
+    assert spec["spec"]["encoding"]["x"]["field"] == "epoch"
+    assert drawn == {(n, m) for n in ("parity-rnn", "parity-lstm") for m in ("accuracy (validation)", "loss (validation)")}
+    _, drawn = lines("comparison/curves/mixture-2d-ring.csv")
+    assert {m for _, m in drawn} == {"d_loss (train)", "g_loss (train)", "modes_covered (validation)", "mode_mass_pct (validation)"}
+    spec, drawn = lines("comparison/by_length/parity.csv")
+    assert spec["spec"]["encoding"]["x"]["field"] == "length" and drawn == {("parity-rnn", "accuracy"), ("parity-lstm", "accuracy")}
+    lengths = sorted(int(r["length"]) for r in spec["data"]["values"] if r["experiment"] == "parity-rnn")
+    assert lengths == sorted(set(lengths)) and len(lengths) > 1  # one point per length, not per row
+    # each experiment's own curve, against its length too
+    (own,) = shown["data"]["plots/parity-rnn/accuracy_by_length.csv"]
+    assert own["content"]["encoding"]["x"]["field"] == "length"

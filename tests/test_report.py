@@ -149,3 +149,37 @@ def test_compare_with_nothing_measured_still_writes_every_report(project):
     html = page(tables(config, layout), results, [], [])
     assert html.count('<td class="not-enough-data">') == 10 and "No pictures yet" in html
     assert "not trained" in leaderboard_markdown(tables(config, layout))
+
+
+def test_comparison_data_overlays_each_tables_experiments_in_one_long_csv(measured, tmp_path):
+    """DVC's comparison plots (dvc.yaml's top-level `plots`) read one CSV per table: the curves
+    its task names in `compare_curves`, and every experiment's accuracy by length."""
+    import csv
+
+    from pipeline.config import load
+    from pipeline.history import to_csv
+    from pipeline.paths import Layout
+    from pipeline.stages.compare import comparison_data
+
+    project, _ = measured
+    layout = Layout(project)
+    for i, name in enumerate(("ring-gan", "ring-gan-mbd")):
+        rows = [{"epoch": e, "metric": m, "split": s, "value": 10 * i + e} for e in (1, 2)
+                for m, s in (("d_loss", "train"), ("d_loss", "validation"), ("modes_covered", "validation"), ("reverse_kl", "validation"))]
+        layout.curves(name).parent.mkdir(exist_ok=True)
+        layout.curves(name).write_text(to_csv(rows))
+    out = tmp_path / "reports"
+    written = comparison_data(load(layout.params), layout, out)
+    assert sorted(p.relative_to(out).as_posix() for p in written) == ["by_length/parity-parity-long.csv", "curves/mixture-2d-ring.csv"]
+
+    with open(out / "curves" / "mixture-2d-ring.csv", newline="") as fh:
+        curves = list(csv.DictReader(fh))
+    # the task's compare_curves only: train D loss and modes covered, not validation D loss or reverse KL
+    assert {(r["experiment"], r["metric"]) for r in curves} == {(n, m) for n in ("ring-gan", "ring-gan-mbd") for m in ("d_loss (train)", "modes_covered (validation)")}
+    assert [(r["epoch"], r["value"]) for r in curves if r["experiment"] == "ring-gan-mbd" and r["metric"] == "d_loss (train)"] == [("1", "11.0"), ("2", "12.0")]
+
+    with open(out / "by_length" / "parity-parity-long.csv", newline="") as fh:
+        by_length = list(csv.DictReader(fh))
+    assert list(by_length[0]) == ["length", "experiment", "metric", "value"]
+    assert {r["experiment"] for r in by_length} == {"parity-long-rnn", "parity-long-lstm"} and {r["metric"] for r in by_length} == {"accuracy"}
+    assert [(int(r["length"]), float(r["value"])) for r in by_length if r["experiment"] == "parity-long-lstm"] == [(n, 0.5 + 0.05 * n) for n in range(1, 9)]

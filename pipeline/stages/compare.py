@@ -1,7 +1,9 @@
 """``zoo compare``: the leaderboard, one table per task, best first.
 
-Reads ``metrics/<experiment>.json`` and ``models/<experiment>/run.json`` of every experiment
-in ``params.yaml``; writes ``reports/leaderboard.md`` and the side-by-side plots,
+Reads ``metrics/<experiment>.json``, ``models/<experiment>/run.json``, ``plots/<experiment>/``
+and ``curves/<experiment>.csv`` of every experiment in ``params.yaml``; writes
+``reports/leaderboard.md`` and the side-by-side plots, the data of DVC's comparison plots
+(``comparison/curves/<table>.csv``, ``comparison/by_length/<table>.csv``: dvc.yaml's top-level ``plots``),
 ``reports/claims.md`` (the tutorial's claims judged by ``pipeline.claims``) and
 ``reports/index.html`` (all of it on one self-contained page, pictures embedded), and logs
 them to an MLflow run of their own (tag ``zoo.kind = report``, a ``zoo.claim.<n>`` tag per verdict)
@@ -282,6 +284,59 @@ def gallery(config, layout) -> list[tuple[str, list[tuple[str, Path]]]]:
     return out
 
 
+BY_LENGTH = "accuracy_by_length.csv"  # plots/<experiment>/: length, then the metric (accuracy, exact_match)
+
+
+def table_id(task, dataset: str) -> str:
+    """A table's file name: its task, and its dataset where that is another name."""
+    return task.name if dataset == task.name else f"{task.name}-{dataset}"
+
+
+def _csv(path: Path, header: str, rows: list[tuple]) -> Optional[Path]:
+    if not rows:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "\n" + "".join(",".join(str(v) for v in row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def comparison_data(config, layout, out_dir: Path) -> list[Path]:
+    """The data of DVC's comparison plots, one long CSV per table (task on dataset), an
+    ``experiment`` column telling the experiments apart (``.dvc/plots/compare.json`` draws a
+    line per experiment, a panel per metric):
+
+    - ``curves/<table>.csv`` (epoch, experiment, metric, value): the per-epoch means of
+      ``curves/<experiment>.csv`` that the task names in ``compare_curves``;
+    - ``by_length/<table>.csv`` (length, experiment, metric, value): each experiment's
+      ``plots/<experiment>/accuracy_by_length.csv``, where its task writes one.
+    """
+    import csv
+
+    from pipeline.history import SPLITS, read_csv
+    from pipeline.tasks import TASKS
+
+    written = []
+    for task, dataset, names in groups(config, TASKS):
+        wanted = [(SPLITS[key.partition("_")[0]], key.partition("_")[2]) for key in task.compare_curves]
+        curves, by_length = [], []
+        for name in names:
+            if layout.curves(name).is_file():
+                rows = read_csv(layout.curves(name))
+                for split, metric in wanted:
+                    curves += [(r["epoch"], name, f"{metric} ({split})", r["value"]) for r in rows if (r["split"], r["metric"]) == (split, metric)]
+            if (layout.plots(name) / BY_LENGTH).is_file():
+                with open(layout.plots(name) / BY_LENGTH, newline="", encoding="utf-8") as fh:
+                    reader = csv.reader(fh)
+                    _, metric = next(reader)
+                    by_length += [(int(length), name, metric, float(value)) for length, value in reader]
+        table = table_id(task, dataset)
+        written += [p for p in (
+            _csv(out_dir / "curves" / f"{table}.csv", "epoch,experiment,metric,value", curves),
+            _csv(out_dir / "by_length" / f"{table}.csv", "length,experiment,metric,value", by_length),
+        ) if p is not None]
+    return written
+
+
 def compare(config, layout) -> Path:
     from pipeline.report_page import page
     from pipeline.tasks import TASKS
@@ -289,6 +344,8 @@ def compare(config, layout) -> Path:
     ranking = list(ranked(config, layout))
     boards = tables(config, layout, ranking)
     results = claims.judge(evidence(config, layout))
+    with atomic_dir(layout.comparison) as tmp:
+        comparison_data(config, layout, tmp)
     with atomic_dir(layout.reports) as tmp:
         plots = []
         for task, dataset, names in groups(config, TASKS):

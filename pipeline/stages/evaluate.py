@@ -11,8 +11,10 @@ A seed's entry holds the task's metrics and its training record (``run.json``, t
 numbers by ``pipeline.training_record.record_metrics``). Non-finite values are null; a
 top-level mean is over the seeds with a finite value (null when none has one), so top-level
 ``plateau`` is the fraction of seeds stopped on a plateau. ``plots/<experiment>/`` holds the
-first seed's plots. Each seed's metrics are logged into that seed's MLflow run (from
-``models/<experiment>/run.json``), the plots into the first seed's.
+first seed's plots, ``samples/<experiment>/`` its text outputs (for a task without any, a
+``samples.txt`` that says so: DVC warns on an empty output folder).
+Each seed's metrics are logged into that seed's MLflow run (from ``models/<experiment>/run.json``),
+the plots and texts into the first seed's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +84,15 @@ def evaluate(config, layout, name: str) -> Path:
 
     per_seed: dict[str, dict[str, Any]] = {}
     series: dict[int, dict] = {}
-    with atomic_dir(layout.plots(name)) as plots_tmp, tempfile.TemporaryDirectory(prefix="zoo-plots-") as scratch:
+    with atomic_dir(layout.plots(name)) as plots_tmp, atomic_dir(layout.samples(name)) as texts_tmp, tempfile.TemporaryDirectory(prefix="zoo-plots-") as scratch:
         for i, seed in enumerate(seeds):
             plots_dir = plots_tmp if i == 0 else Path(scratch) / f"seed-{seed}"
             plots_dir.mkdir(exist_ok=True)
             result = evaluate_seed(config, layout, name, task, models[seed], manifest, plots_dir, seed)
+            if i == 0:
+                texts = result.texts or {"samples.txt": f"# {name}: the {task.name} task writes no text samples; its pictures are in plots/{name}/\n"}
+                for file_name, text in texts.items():
+                    (texts_tmp / file_name).write_text(text, encoding="utf-8")
             training = (trained.get(str(seed)) or {}).get("training") or {}
             metrics = {**result.metrics, **(record_metrics(training) if training else {})}
             per_seed[str(seed)] = {k: finite_or_none(v) for k, v in metrics.items()}
@@ -117,7 +124,7 @@ def evaluate_seed(config, layout, name: str, task, model, manifest, plots_dir: P
         from pipeline.diagnostics import gradient_flow
 
         flow_metrics, flow_series = gradient_flow(model, flow_batch, seed, plots_dir, name)
-        result = Evaluation({**result.metrics, **flow_metrics}, {**result.series, **flow_series})
+        result = replace(result, metrics={**result.metrics, **flow_metrics}, series={**result.series, **flow_series})
     return result
 
 
@@ -138,6 +145,7 @@ def log_seed(config, layout, name: str, entry, mlflow, uri: str, run_id: str | N
     mlflow.log_artifact(run_id, str(layout.metrics(name)), "metrics")
     if plots:
         mlflow.log_artifacts(run_id, str(layout.plots(name)), "plots")
+        mlflow.log_artifacts(run_id, str(layout.samples(name)), "samples")
     if created:
         mlflow.set_terminated(run_id, "FINISHED")
     return run_id

@@ -25,6 +25,9 @@ class Prepared:
 class Evaluation:
     metrics: dict[str, float]  # flat, for metrics/<experiment>.json and MLflow
     series: dict[str, dict[int, float]] = field(default_factory=dict)  # logged to MLflow with step = key
+    # Text the model produced (file name -> contents: decoded examples, sampled text), written to
+    # samples/<experiment>/ beside, not inside, plots/<experiment>/, which DVC reads as plots.
+    texts: dict[str, str] = field(default_factory=dict)
 
 
 class Task:
@@ -40,6 +43,9 @@ class Task:
     ranking: tuple[tuple[str, bool], ...] = ()
     columns: tuple[Column, ...] = ()
     gallery: tuple[str, ...] = ()  # pictures of plots/<experiment>/ that reports/index.html shows side by side
+    # The logged per-epoch means (``curves/<experiment>.csv``) that ``zoo compare`` overlays
+    # for all of a table's experiments in DVC's comparison plots (dvc.yaml's top-level ``plots``).
+    compare_curves: tuple[str, ...] = ("val_loss",)
     # The validation metric whose plateau ends training (Lightning's EarlyStopping) and picks
     # the kept checkpoint; an experiment's `plateau.monitor` overrides it.
     monitor: str = "val_loss"

@@ -87,6 +87,7 @@ class ImagesTask(Task):
         Column("precision", "precision", "{:.3f}"),
         Column("recall", "recall", "{:.3f}"),
     )
+    compare_curves = ("train_d_loss", "train_g_loss", "val_frechet_distance")
     gallery = ("samples.png", "samples_per_class.png", "pairs.png", "pyramid.png")
     monitor = "val_frechet_distance"
     monitor_mode = "min"

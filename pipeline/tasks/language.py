@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.atomic import write_text
 from pipeline.progress import progress
 from pipeline.loaders import batches
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
@@ -63,6 +62,7 @@ def stream_nll(model, ids: np.ndarray, length: int, extra_mask: np.ndarray | Non
 
 class StreamTask(Task):
     head = "language-model"
+    compare_curves = ("val_bpc",)
     primary = "test_bpc"
     higher_is_better = False
     ranking = (("test_bpc", False), ("test_accuracy", True))
@@ -101,12 +101,11 @@ class CharLMTask(StreamTask):
         index = {c: i for i, c in enumerate(chars)}
         prompt = [index[c] for c in common.sampling.prompt if c in index] or [int(test[0])]
         generated = model.sample(prompt, common.sampling.length, common.sampling.temperature, torch.Generator().manual_seed(seed))
-        write_text(
-            plots_dir / "samples.txt",
+        text = (
             f"# {title}: {common.sampling.length} characters at temperature {common.sampling.temperature}, "
-            f"prompt {common.sampling.prompt!r}\n\n{decode(prompt, chars)}{decode(generated, chars)}\n",
+            f"prompt {common.sampling.prompt!r}\n\n{decode(prompt, chars)}{decode(generated, chars)}\n"
         )
-        return Evaluation({"test_bpc": bpc, "test_accuracy": float(correct.mean())})
+        return Evaluation({"test_bpc": bpc, "test_accuracy": float(correct.mean())}, texts={"samples.txt": text})
 
 
 class XMLTask(StreamTask):

@@ -27,6 +27,7 @@ class MixtureTask(Task):
         Column("high_quality_pct", "% high quality", "{:.1f}"),
         Column("reverse_kl", "reverse KL", "{:.3f}"),
     )
+    compare_curves = ("train_d_loss", "train_g_loss", "val_modes_covered", "val_mode_mass_pct")
     gallery = ("samples.png",)
     # the plateau: sample quality and coverage in one number (sample_callbacks.mode_mass_pct says why)
     monitor = "val_mode_mass_pct"

@@ -27,6 +27,7 @@ class ParityTask(Task):
         Column("accuracy_max_length", "acc. (longest)"),
         Column("accuracy", "acc. (all)"),
     )
+    compare_curves = ("val_accuracy", "val_loss")
     gallery = ("gradient_flow.png",)  # claim 2: the gradient's decay through time
 
     def prepare(self, data_dir, manifest, common, seed):

@@ -10,7 +10,7 @@ Evaluation on ``test`` (and ``test_long`` where the dataset has it), with both d
 - exact match (beam) against the input length over test and test_long together (Bahdanau et
   al. 2015's Fig. 2), ``accuracy_by_length.csv`` / ``.png`` (a dashed line marks the longest
   training input) and an MLflow series; ``zoo compare`` draws every model of a dataset in one plot;
-- ``samples.txt``: input, reference, greedy and beam outputs of fixed test examples;
+- ``samples.txt`` (in ``samples/<experiment>/``): input, reference, greedy and beam outputs of fixed test examples;
 - for models that attend: ``attention_<split>_<k>.png``, the weights of fixed test examples as a heat
   map (output tokens down, input tokens across).
 """
@@ -100,6 +100,7 @@ class SequenceTask(Task):
     length_key = "source_lengths"  # the x axis of the accuracy-by-length curve
     length_label = "input length"
     length_bin = 1
+    compare_curves = ("val_token_accuracy", "val_loss")
 
     def source_arrays(self, split: dict[str, np.ndarray]) -> list[np.ndarray]:
         return [split["source"].astype(np.int64), split["source_lengths"].astype(np.int64)]
@@ -167,8 +168,8 @@ class SequenceTask(Task):
         write_text(plots_dir / "accuracy_by_length.csv", "length,exact_match\n" + "".join(f"{k},{v:.4f}\n" for k, v in curve.items()))
         plot_by_length({title: curve}, self, plots_dir / "accuracy_by_length.png", longest_trained=self.longest_trained(data_dir))
         beam_width = model.hparams.beam_width
-        write_text(plots_dir / "samples.txt", f"# {title}: greedy and beam search (width {beam_width})\n\n" + "\n".join(samples))
-        return Evaluation(metrics, {"exact_match_by_length": curve})
+        text = f"# {title}: greedy and beam search (width {beam_width})\n\n" + "\n".join(samples)
+        return Evaluation(metrics, {"exact_match_by_length": curve}, texts={"samples.txt": text})
 
     def longest_trained(self, data_dir: Path) -> int:
         """The longest training input, on the curve's length axis."""
