@@ -327,11 +327,18 @@ class FiniteLoss(Callback):
 
 
 class GracefulInterrupt(Callback):
-    """Ctrl-C during training takes effect between steps, not inside one: a KeyboardInterrupt
-    raised in the middle of the MLflow logger's database write would leave the sqlite store
-    locked. The first SIGINT sets a flag that the next batch boundary turns into the
-    interrupt (Lightning then stops, and ``EpochCheckpoint`` saves); a second one interrupts
-    at once."""
+    """Ctrl-C during training takes effect between training steps, not inside one: a
+    KeyboardInterrupt raised in the middle of the MLflow logger's database write would leave
+    the sqlite store locked. The first SIGINT sets a flag; a second one interrupts at once.
+
+    The flag becomes the interrupt (Lightning then stops, and ``EpochCheckpoint`` saves) at the
+    end of a training batch that is not the epoch's last, so the checkpoint is always "after
+    batch k of the epoch, more to come", a state Lightning resumes exactly. After the epoch's
+    last batch, during validation and in the epoch-end hooks it waits for the first batch of
+    the next epoch: a checkpoint taken there resumed differently from an uninterrupted run
+    (Lightning counts the epoch's batches done but not the rest of the epoch). An epoch of one
+    batch has no such point; there the batch's end serves. A flag still set when training ends
+    is the train stage's to honour (``requested``)."""
 
     def __init__(self):
         self.requested = False
@@ -357,15 +364,6 @@ class GracefulInterrupt(Callback):
             raise KeyboardInterrupt
         self.requested = True
 
-    def _check(self) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._check()
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._check()
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._check()
+        if self.requested and (batch_idx + 1 < trainer.num_training_batches or trainer.num_training_batches == 1):
+            raise KeyboardInterrupt

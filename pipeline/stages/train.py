@@ -351,6 +351,8 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
         shutil.rmtree(resume.best, ignore_errors=True)
         best_text = f"best {monitor} {training['best_score']:.4g} at epoch {training['best_epoch']}" if training["best_score"] is not None else f"no finite {monitor}"
         print(f"trained {label} in {fit_seconds:.1f} s (set-up {setup_seconds:.1f} s): stopped {training['stopped']} after {training['epochs']} epochs, {best_text} (MLflow run {run_id})")
+    if interrupt.requested:  # Ctrl-C after the last epoch's last batch: the seed finished first
+        raise Interrupted(f"training of {name} interrupted after {label} finished: `zoo train {name}` goes on from there, keeping the finished seed")
     return Finished(seed, run_id, training, parameters, resume.done)
 
 
