@@ -46,8 +46,6 @@ def trainer_seconds(config, layout, name: str, per_epoch: int, epochs: int, prec
     import torch
 
     from lightning_modules import MODELS
-    from pipeline.callback_group import CallbackGroup
-    from pipeline.profiler import NoProfiler
     from pipeline.resume import FiniteLoss, RandomState
     from pipeline.stages.fetch import verify
     from pipeline.tasks import TASKS
@@ -59,7 +57,7 @@ def trainer_seconds(config, layout, name: str, per_epoch: int, epochs: int, prec
     prepared = task.prepare(layout.dataset(exp.dataset), verify(config, layout, exp.dataset), exp.common, seed)
     model = entry.build(task.head, exp.settings, **prepared.model_args)
     args = exp.trainer.model_dump(exclude_none=True)
-    profiler = args.pop("profiler", None) or NoProfiler()
+    profiler = args.pop("profiler", None)
     args.update(accelerator="gpu" if device == "cuda" else "cpu", devices=1, strategy="auto", precision=precision, max_epochs=epochs, limit_train_batches=per_epoch,
                 limit_val_batches=0, enable_progress_bar=False)
     where = {}
@@ -80,7 +78,7 @@ def trainer_seconds(config, layout, name: str, per_epoch: int, epochs: int, prec
                 where["started"] = time.perf_counter()
 
     trainer = pl.Trainer(**args, logger=False, enable_checkpointing=False, enable_model_summary=False, profiler=profiler,
-                         callbacks=[CallbackGroup(RandomState(), FiniteLoss(name)), OnDevice(), SteadyClock()])
+                         callbacks=[RandomState(), FiniteLoss(name), OnDevice(), SteadyClock()])
     trainer.fit(model, prepared.train)
     if device == "cuda":
         torch.cuda.synchronize()

@@ -26,13 +26,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from lightning_modules.epoch_means import EpochMeans
-from lightning_modules.hook_bookkeeping import FastHookBookkeeping
+from lightning_modules.base import ZooModule
 
 PAD, START, END = 0, 1, 2
 
@@ -61,7 +59,7 @@ def output_log_probs(logits: Tensor) -> Tensor:
     return F.log_softmax(logits, dim=-1)
 
 
-class EncoderDecoder(FastHookBookkeeping, EpochMeans, pl.LightningModule):
+class EncoderDecoder(ZooModule):
     """The shared training loop and decoders; subclasses give ``encode`` and ``decode_step``."""
 
     def encode(self, source: Tensor, source_lengths: Tensor | None) -> dict:

@@ -11,8 +11,7 @@ to two fifths (a 2-D GAN) of a small model's whole training step (``benchmarks/t
 value's device (no host synchronisation, so nothing waits for a GPU either), and the epoch-end
 hooks log each mean once, under the same name: the same number ``self.log`` would have
 reduced to, in the same place (``trainer.callback_metrics``, the progress bar, the loggers).
-A mixin for ``LightningModule`` subclasses; place it before ``pl.LightningModule`` in the
-bases. Subclasses that override ``on_train_epoch_end``, ``on_validation_epoch_end`` or the
+Every model has it through ``lightning_modules.base.ZooModule``. Subclasses that override ``on_train_epoch_end``, ``on_validation_epoch_end`` or the
 checkpoint hooks call ``super()``.
 """
 

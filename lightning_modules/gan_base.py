@@ -22,19 +22,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 
 from lightning_modules import gan_networks as nets
-from lightning_modules.epoch_means import EpochMeans
-from lightning_modules.hook_bookkeeping import FastHookBookkeeping
+from lightning_modules.base import ZooModule
 from lightning_modules.settings import GANBaseSettings
 
 FIXED_NOISE = 64
 
 
-class GANBase(FastHookBookkeeping, EpochMeans, pl.LightningModule):
+class GANBase(ZooModule):
     Settings = GANBaseSettings  # a subclass sets its own (lightning_modules.settings)
 
     conditional = False  # does G take a class label?
@@ -182,38 +180,6 @@ class GANBase(FastHookBookkeeping, EpochMeans, pl.LightningModule):
                 self.accumulate(f"train_{key}", value, n)
             losses["g_loss"] = g_loss.detach()
         return losses
-
-    def toggle_optimizer(self, optimizer) -> None:
-        """Lightning's ``toggle_optimizer``: freeze every parameter that ``optimizer`` does not
-        update, so the backward pass computes no gradients for them, until ``untoggle_optimizer``
-        restores them. Which parameters those are is worked out once per optimiser here, not
-        at every call: Lightning's rebuilds a dict of every parameter each time, 43 µs of a
-        2-D GAN's step against 19 µs."""
-        raw = getattr(optimizer, "optimizer", optimizer)  # a LightningOptimizer wraps the torch one
-        cache = self.__dict__.setdefault("_frozen_by", [])
-        others = next((params for opt, params in cache if opt is raw), None)
-        if others is None:
-            own = {id(p) for group in raw.param_groups for p in group["params"]}
-            seen: set[int] = set()
-            others = []
-            for opt in self.trainer.optimizers:
-                for group in opt.param_groups:
-                    for p in group["params"]:
-                        if id(p) not in own and id(p) not in seen:
-                            seen.add(id(p))
-                            others.append(p)
-            cache.append((raw, others))
-        self.__dict__["_toggled"] = [(p, p.requires_grad) for p in others]
-        for p in others:
-            p.requires_grad_(False)
-
-    def untoggle_optimizer(self, optimizer) -> None:
-        for p, requires_grad in self.__dict__.pop("_toggled", []):
-            p.requires_grad_(requires_grad)
-
-    def on_fit_start(self) -> None:
-        super().on_fit_start()
-        self.__dict__.pop("_frozen_by", None)  # optimisers of an earlier fit
 
     def on_train_epoch_end(self):
         super().on_train_epoch_end()  # the epoch means

@@ -23,18 +23,16 @@ from __future__ import annotations
 
 from typing import Optional
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from lightning_modules.cells import Recurrent
-from lightning_modules.epoch_means import EpochMeans
-from lightning_modules.hook_bookkeeping import FastHookBookkeeping
+from lightning_modules.base import ZooModule
 from lightning_modules.settings import RecurrentSettings, SequenceClassifierSettings  # noqa: F401 (RecurrentSettings: re-exported)
 
 
-class RecurrentModel(FastHookBookkeeping, EpochMeans, pl.LightningModule):
+class RecurrentModel(ZooModule):
     """Embedding + ``Recurrent`` stack; subclasses add the head and the loss."""
 
     def _build_recurrent(self, cell, vocab_size, embedding_dim, hidden_size, num_layers, dropout, bidirectional, forget_bias, init_scale, fused):

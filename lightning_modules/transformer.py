@@ -40,9 +40,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from lightning_modules.base import ZooModule
 from lightning_modules.decoding import PAD, EncoderDecoder, output_log_probs
-from lightning_modules.epoch_means import EpochMeans
-from lightning_modules.hook_bookkeeping import FastHookBookkeeping
 from lightning_modules.language_model import log_lm_loss
 from lightning_modules.settings import TransformerLMSettings, TransformerSettings
 
@@ -181,7 +180,7 @@ class Transformer(EncoderDecoder):
         return transformer_optimizer(self)
 
 
-class TransformerLM(FastHookBookkeeping, EpochMeans, pl.LightningModule):
+class TransformerLM(ZooModule):
     """The Transformer's decoder alone, trained to predict the next character."""
 
     Settings = TransformerLMSettings

@@ -31,9 +31,15 @@ _BAD_KEY_CHARS = re.compile(r"[^a-zA-Z0-9_/. -]+")  # as MLFlowLogger: MLflow al
 
 
 class BatchedMLFlowLogger(MLFlowLogger):
-    def __init__(self, *args: Any, flush_every_s: float = 10.0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    """``MLFlowLogger`` with ``log_metrics`` gathering and ``flush`` writing. Its own copies of
+    the ``prefix`` and ``synchronous`` arguments build the keys and the writes as
+    ``MLFlowLogger`` does, without reading its private attributes."""
+
+    def __init__(self, *args: Any, flush_every_s: float = 10.0, prefix: str = "", synchronous: Optional[bool] = None, **kwargs: Any):
+        super().__init__(*args, prefix=prefix, synchronous=synchronous, **kwargs)
         self.flush_every_s = flush_every_s
+        self.prefix = prefix
+        self.log_batch_kwargs: dict[str, Any] = {} if synchronous is None else {"synchronous": synchronous}
         self._pending: list = []
         self._flushed_at = time.monotonic()
         self._flush_next = False
@@ -46,7 +52,7 @@ class BatchedMLFlowLogger(MLFlowLogger):
         for key, value in metrics.items():
             if isinstance(value, str):
                 continue  # MLFlowLogger discards these too (with a warning)
-            key = _BAD_KEY_CHARS.sub("", f"{self._prefix}{self.LOGGER_JOIN_CHAR}{key}" if self._prefix else key)
+            key = _BAD_KEY_CHARS.sub("", f"{self.prefix}{self.LOGGER_JOIN_CHAR}{key}" if self.prefix else key)
             self._pending.append(Metric(key=key, value=float(value), timestamp=timestamp_ms, step=step or 0))
         if self._flush_next or time.monotonic() - self._flushed_at >= self.flush_every_s:
             self.flush()
@@ -59,7 +65,7 @@ class BatchedMLFlowLogger(MLFlowLogger):
 
         while self._pending:
             chunk = self._pending[:MAX_METRICS_PER_BATCH]
-            self.experiment.log_batch(run_id=self.run_id, metrics=chunk, **self._log_batch_kwargs)
+            self.experiment.log_batch(run_id=self.run_id, metrics=chunk, **self.log_batch_kwargs)
             del self._pending[: len(chunk)]
         self._flushed_at = time.monotonic()
         self._flush_next = and_next_log

@@ -53,7 +53,7 @@ class TrainerSettings(Strict):
     fast_dev_run: Union[bool, int] = False
     num_sanity_val_steps: Optional[int] = Field(None, ge=-1)
     profiler: Optional[Literal["simple", "advanced", "pytorch"]] = Field(
-        None, description="Lightning's report of where the time goes; none: no profiling (pipeline.profiler)"
+        None, description="Lightning's report of where the time goes; none: no profiling"
     )
 
 

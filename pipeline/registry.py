@@ -194,17 +194,16 @@ def pip_requirements() -> list[str]:
 
 @contextlib.contextmanager
 def _tracking_uri(uri: str):
-    """``mlflow.pytorch.log_model`` talks to the global tracking URI: set it for the block."""
+    """``mlflow.pytorch.log_model`` talks to the global tracking URI: set it for the block,
+    then put back the one that was in effect."""
     import mlflow
 
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
     try:
-        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-    except ImportError:  # a later MLflow: set it and leave it (this runs in a CLI process)
-        mlflow.set_tracking_uri(uri)
         yield
-        return
-    with _use_tracking_uri(uri):
-        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 @contextlib.contextmanager

@@ -36,12 +36,16 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.plugins import TorchCheckpointIO
 
 from pipeline.atomic import atomic_path, write_json
 from pipeline.errors import TrainingError
 
 CHECKPOINT = "last.ckpt"
 META = "resume.json"
+# Where the callbacks' states lie in a checkpoint; a checkpoint of another layout does not
+# resume (2: each callback under its own key, no longer inside one group's).
+CHECKPOINT_LAYOUT = 2
 
 
 def fingerprint(config, name: str, manifest: dict, seed: int) -> str:
@@ -50,6 +54,7 @@ def fingerprint(config, name: str, manifest: dict, seed: int) -> str:
     exp = config.experiment(name)
     payload = {
         "seed": seed,
+        "layout": CHECKPOINT_LAYOUT,
         "common": exp.common.model_dump(mode="json", exclude={"seed", "seeds"}),
         "settings": exp.settings.model_dump(mode="json"),
         "trainer": exp.trainer.model_dump(mode="json"),
@@ -108,23 +113,24 @@ def checkpoint_step(path: Path) -> int:
     return int(state.get("global_step", 0))
 
 
-class CachedStateKey:
-    """``ModelCheckpoint``'s ``state_key``, built once: Lightning formats it into a profiler label
-    at every callback hook call (about ten a GAN step), and ``ModelCheckpoint`` rebuilds it
-    from its settings each time (2 µs); they do not change after ``__init__``."""
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing to a temporary file next to the checkpoint and
+    renaming it (``pipeline.atomic``): a kill while writing leaves the previous checkpoint
+    whole. (Lightning's own writer stages the file in the system's temporary folder, which may
+    be on another file system, where the final move is a copy.) The train stage hands it to
+    the ``Trainer`` (``plugins=``), so ``BestCheckpoint`` and every ``trainer.save_checkpoint``
+    write this way."""
 
-    @property
-    def state_key(self) -> str:
-        key = self.__dict__.get("_state_key")
-        if key is None:
-            key = self.__dict__["_state_key"] = super().state_key
-        return key
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        with atomic_path(Path(path)) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
 
 
-class BestCheckpoint(CachedStateKey, ModelCheckpoint):
-    """The best checkpoint so far by the plateau monitor (``best.ckpt``), replaced atomically;
-    its path and score travel in ``last.ckpt``, so a resumed run keeps comparing against it.
-    Non-finite values never count as best (``ModelCheckpoint`` reads them as the worst)."""
+class BestCheckpoint(ModelCheckpoint):
+    """The best checkpoint so far by the plateau monitor (``best.ckpt``; atomic with
+    ``AtomicCheckpointIO``); its path and score travel in ``last.ckpt``, so a resumed run
+    keeps comparing against it. Non-finite values never count as best (``ModelCheckpoint``
+    reads them as the worst)."""
 
     def __init__(self, folder: Path, monitor: str, mode: str):
         super().__init__(dirpath=folder, filename="best", monitor=monitor, mode=mode, save_top_k=1, enable_version_counter=False)
@@ -137,53 +143,42 @@ class BestCheckpoint(CachedStateKey, ModelCheckpoint):
         if self.monitor in trainer.callback_metrics:
             super().on_validation_end(trainer, pl_module)
 
-    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        save_atomically(trainer, Path(filepath), self.save_weights_only)
-        self._last_global_step_saved = trainer.global_step
-        self._last_checkpoint_saved = filepath
 
-
-class EpochCheckpoint(CachedStateKey, ModelCheckpoint):
-    """``last.ckpt`` at the end of a training epoch, replaced atomically so a kill while
-    writing leaves the previous one intact: after the first epoch, then at an epoch's end once
-    ``min_interval_s`` have passed since the last save (every epoch when epochs are longer). On
-    Ctrl-C the state at that moment is saved too. Before saving it has the loggers that batch
-    their writes (``pipeline.batched_logger``) write what they hold, so MLflow has every metric
-    the checkpoint has."""
+class EpochCheckpoint(Callback):
+    """``last.ckpt`` in ``folder`` at the end of a training epoch, replaced atomically so a
+    kill while writing leaves the previous one intact: after the first epoch, then at an
+    epoch's end once ``min_interval_s`` have passed since the last save (every epoch when
+    epochs are longer). On Ctrl-C the state at that moment is saved too. Before saving it has
+    the loggers that batch their writes (``pipeline.batched_logger``) write what they hold, so
+    MLflow has every metric the checkpoint has."""
 
     min_interval_s = 30.0
 
     def __init__(self, folder: Path, min_interval_s: float | None = None):
         if min_interval_s is not None:
             self.min_interval_s = min_interval_s
-        self._saved_at: float | None = None
-        super().__init__(
-            dirpath=folder,
-            filename=Path(CHECKPOINT).stem,
-            monitor=None,
-            save_top_k=1,
-            every_n_epochs=1,
-            save_on_train_epoch_end=True,
-            enable_version_counter=False,
-        )
         self.folder = Path(folder)
+        self.saved_at: float | None = None  # time.monotonic() of the last save
+        self.saved_step = 0  # the global step saved last (0: none; nothing to save before a step)
+
+    @property
+    def path(self) -> Path:
+        return self.folder / CHECKPOINT
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        due = self._saved_at is None or time.monotonic() - self._saved_at >= self.min_interval_s
+        if trainer.sanity_checking or trainer.fast_dev_run or trainer.global_step == self.saved_step:
+            return
+        due = self.saved_at is None or time.monotonic() - self.saved_at >= self.min_interval_s
         # saving is collective: every process must take rank zero's decision
         if trainer.strategy.broadcast(due):
-            super().on_train_epoch_end(trainer, pl_module)
-
-    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        flush_loggers(trainer)
-        save_atomically(trainer, Path(filepath), self.save_weights_only)
-        self._saved_at = time.monotonic()
-        self._last_global_step_saved = trainer.global_step
-        self._last_checkpoint_saved = filepath
+            flush_loggers(trainer)
+            save_atomically(trainer, self.path)
+            self.saved_at = time.monotonic()
+            self.saved_step = trainer.global_step
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt) and trainer.global_step > 0 and trainer.world_size == 1:
-            save_atomically(trainer, self.folder / CHECKPOINT)
+            save_atomically(trainer, self.path)
 
 
 def flush_loggers(trainer: pl.Trainer) -> None:
@@ -332,11 +327,18 @@ class FiniteLoss(Callback):
 
 
 class GracefulInterrupt(Callback):
-    """Ctrl-C during training takes effect between steps, not inside one: a KeyboardInterrupt
-    raised in the middle of the MLflow logger's database write would leave the sqlite store
-    locked. The first SIGINT sets a flag that the next batch boundary turns into the
-    interrupt (Lightning then stops, and ``EpochCheckpoint`` saves); a second one interrupts
-    at once."""
+    """Ctrl-C during training takes effect between training steps, not inside one: a
+    KeyboardInterrupt raised in the middle of the MLflow logger's database write would leave
+    the sqlite store locked. The first SIGINT sets a flag; a second one interrupts at once.
+
+    The flag becomes the interrupt (Lightning then stops, and ``EpochCheckpoint`` saves) at the
+    end of a training batch that is not the epoch's last, so the checkpoint is always "after
+    batch k of the epoch, more to come", a state Lightning resumes exactly. After the epoch's
+    last batch, during validation and in the epoch-end hooks it waits for the first batch of
+    the next epoch: a checkpoint taken there resumed differently from an uninterrupted run
+    (Lightning counts the epoch's batches done but not the rest of the epoch). An epoch of one
+    batch has no such point; there the batch's end serves. A flag still set when training ends
+    is the train stage's to honour (``requested``)."""
 
     def __init__(self):
         self.requested = False
@@ -362,15 +364,6 @@ class GracefulInterrupt(Callback):
             raise KeyboardInterrupt
         self.requested = True
 
-    def _check(self) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._check()
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._check()
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._check()
+        if self.requested and (batch_idx + 1 < trainer.num_training_batches or trainer.num_training_batches == 1):
+            raise KeyboardInterrupt

@@ -159,6 +159,48 @@ def test_ctrl_c_saves_a_checkpoint_marks_the_run_killed_and_the_next_run_resumes
     assert_same_model(folder, uninterrupted)  # the checkpoint taken mid-epoch resumes exactly
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("lands", ["last training batch", "validation", "epoch end", "last epoch"])
+def test_ctrl_c_anywhere_in_an_epoch_resumes_exactly(tmp_path, uninterrupted, monkeypatch, lands):
+    """Ctrl-C (the flag it sets) after an epoch's last training batch, in validation or at the
+    epoch's end takes effect at the next epoch's first batch, a checkpoint that resumes
+    exactly; in the last epoch the seed finishes first and then the stage stops."""
+    import pipeline.resume as resume_mod
+    from pipeline.errors import Interrupted
+    from pipeline.stages.fetch import fetch
+    from pipeline.stages.train import train
+
+    epoch = 2 if lands == "last epoch" else 1
+
+    class CtrlC(resume_mod.GracefulInterrupt):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if lands == "last training batch" and trainer.current_epoch == epoch and batch_idx + 1 == trainer.num_training_batches:
+                self.requested = True
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+        def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+            if lands in ("validation", "last epoch") and not trainer.sanity_checking and trainer.current_epoch == epoch and batch_idx == 0:
+                self.requested = True
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            if lands == "epoch end" and trainer.current_epoch == epoch:
+                self.requested = True
+
+    folder = small_project(tmp_path / "interrupted")
+    config, layout = config_mod.load(folder / "params.yaml"), Layout(folder)
+    fetch(config, layout, "parity")
+    monkeypatch.setattr(resume_mod, "GracefulInterrupt", CtrlC)
+    with pytest.raises(Interrupted, match="finished" if lands == "last epoch" else "resumes from it"):
+        train(config, layout, EXPERIMENT)
+    monkeypatch.undo()
+    checkpoint = layout.seed_resume_dir(EXPERIMENT, seed_of(folder)) / "last.ckpt"
+    if lands != "last epoch":  # after the first batch of the next epoch
+        assert torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"] == epoch + 1
+    train(config, layout, EXPERIMENT)
+    assert_same_model(folder, uninterrupted)
+    assert layout.curves(EXPERIMENT).read_text() == Layout(uninterrupted).curves(EXPERIMENT).read_text()
+
+
 def test_changed_settings_do_not_resume_an_old_checkpoint(tmp_path):
     from pipeline.resume import ResumeState
 

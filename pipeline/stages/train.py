@@ -240,10 +240,8 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
     import pytorch_lightning as pl
 
     from pipeline.batched_logger import BatchedMLFlowLogger
-    from pipeline.callback_group import CallbackGroup
     from pipeline.history import EpochHistory
-    from pipeline.profiler import NoProfiler
-    from pipeline.resume import BestCheckpoint, EpochCheckpoint, FiniteLoss, GracefulInterrupt, RandomState, ResumeState, checkpoint_step, fingerprint
+    from pipeline.resume import AtomicCheckpointIO, BestCheckpoint, EpochCheckpoint, FiniteLoss, GracefulInterrupt, RandomState, ResumeState, checkpoint_step, fingerprint
     from pipeline.training_record import GradientNorms, MonitorRecord, PlateauStopping, record
 
     started = time.perf_counter()
@@ -272,7 +270,7 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
             f"experiments.{name}.trainer.gradient_clip_val",
             f"model '{exp.model}' optimises manually (a GAN); Lightning cannot clip its gradients",
         )
-    profiler = trainer_args.pop("profiler", None) or NoProfiler()
+    profiler = trainer_args.pop("profiler", None)  # None: Lightning's default, no profiling
     plateau = exp.common.plateau
     monitor, mode = plateau.monitor or task.monitor, plateau.mode or task.monitor_mode
     extra = task.training_callbacks(data_dir, manifest, exp.common, seed, **task.evaluation_inputs(config, layout, exp.dataset))
@@ -306,7 +304,12 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
             logger=logger,
             callbacks=[
                 *extra,
-                CallbackGroup(RandomState(), finite, history, monitored, norms, interrupt),
+                RandomState(),
+                finite,
+                history,
+                monitored,
+                norms,
+                interrupt,
                 stopper,
                 EpochCheckpoint(resume.folder),
                 best,
@@ -314,6 +317,7 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
             ],
             enable_model_summary=False,
             profiler=profiler,
+            plugins=[AtomicCheckpointIO()],
             default_root_dir=tmp,
         )
         fit_started = time.perf_counter()
@@ -347,6 +351,8 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
         shutil.rmtree(resume.best, ignore_errors=True)
         best_text = f"best {monitor} {training['best_score']:.4g} at epoch {training['best_epoch']}" if training["best_score"] is not None else f"no finite {monitor}"
         print(f"trained {label} in {fit_seconds:.1f} s (set-up {setup_seconds:.1f} s): stopped {training['stopped']} after {training['epochs']} epochs, {best_text} (MLflow run {run_id})")
+    if interrupt.requested:  # Ctrl-C after the last epoch's last batch: the seed finished first
+        raise Interrupted(f"training of {name} interrupted after {label} finished: `zoo train {name}` goes on from there, keeping the finished seed")
     return Finished(seed, run_id, training, parameters, resume.done)
 
 
