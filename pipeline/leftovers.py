@@ -1,0 +1,158 @@
+"""No failure leaves a trace: what a failed, interrupted or killed stage leaves behind, and how
+it is closed.
+
+- A stage that fails after it opened an MLflow run marks the run FAILED (KILLED for Ctrl-C)
+  before the error reaches the user (``closed_on_failure``), and removes what it started: a
+  seed's resume folder when nothing resumable was saved in it (``drop_unresumable``), an
+  evaluation's half-written outputs (``remove``).
+- A process killed outright (SIGKILL, power loss) has no chance to do either: its run stays
+  RUNNING and its ``checkpoints/<experiment>/`` folder stays. ``close_stale_runs`` finds them
+  once the experiment's outputs are complete again (retrained, resumed, or restored by DVC
+  from its run-cache, which runs no training at all) and closes them as KILLED; ``zoo
+  evaluate`` and ``zoo compare`` call it. A run is only closed when no live process owns it:
+  every training run records its process (``process_tags``), and a run of a process still
+  alive on this machine, or of another machine, is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Iterator
+
+from pipeline.errors import Interrupted
+
+TAG_PID = "zoo.pid"
+TAG_HOST = "zoo.host"
+
+
+def process_tags() -> dict[str, str]:
+    """Tags that say which process owns a run (``close_stale_runs`` leaves live owners' runs alone)."""
+    return {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname()}
+
+
+def failure_status(exc: BaseException) -> str:
+    return "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit, Interrupted)) else "FAILED"
+
+
+class RunGuard:
+    """Within ``with RunGuard(client) as guard``: every run passed to ``guard.opened(run_id)`` is
+    marked FAILED (KILLED for an interruption) when the block ends in an exception."""
+
+    def __init__(self, mlflow_client):
+        self.client = mlflow_client
+        self.run_ids: list[str] = []
+
+    def opened(self, run_id: str) -> str:
+        self.run_ids.append(run_id)
+        return run_id
+
+    def __enter__(self) -> "RunGuard":
+        return self
+
+    def __exit__(self, kind, exc, traceback) -> bool:
+        if exc is not None and self.client is not None:
+            for run_id in self.run_ids:
+                with contextlib.suppress(Exception):  # the store may be what failed; the error to report is exc
+                    self.client.set_terminated(run_id, failure_status(exc))
+        return False
+
+
+@contextlib.contextmanager
+def closed_on_failure(mlflow_client, run_id: str | None) -> Iterator[None]:
+    """``RunGuard`` for one run (none: nothing to close)."""
+    with RunGuard(mlflow_client) as guard:
+        if run_id:
+            guard.opened(run_id)
+        yield
+
+
+def resumable(seed_folder: Path) -> bool:
+    """Whether a seed's resume folder holds something a next ``zoo train`` continues from."""
+    return (seed_folder / "last.ckpt").is_file() or (seed_folder / "done" / "seed.json").is_file()
+
+
+def drop_unresumable(layout, name: str, seed: int) -> None:
+    """After a seed failed: remove its resume folder when nothing in it can be resumed, and the
+    experiment's when no seed's is left."""
+    folder = layout.seed_resume_dir(name, seed)
+    if folder.is_dir() and not resumable(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+    parent = layout.resume_dir(name)
+    with contextlib.suppress(OSError):
+        parent.rmdir()  # only when empty
+
+
+def remove(*paths: Path) -> None:
+    """A failed stage's outputs: never left half-written."""
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def outputs_complete(layout, config, name: str) -> dict | None:
+    """``run.json`` of an experiment whose model folder is complete (every seed's model), else None."""
+    run_file = layout.run_file(name)
+    try:
+        run = json.loads(run_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    seeds = config.experiment_seeds(name)
+    if not all(layout.checkpoint(name, seed).is_file() for seed in seeds):
+        return None
+    return run
+
+
+def _alive(run) -> bool:
+    """Whether the process that owns a RUNNING run may still be running. Without the tags (a run
+    of an older zoo) it is taken as dead; on another machine it cannot be told, so it is alive."""
+    tags = run.data.tags
+    pid, host = tags.get(TAG_PID), tags.get(TAG_HOST)
+    if pid is None:
+        return False
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def close_stale_runs(mlflow_client, config, layout, name: str) -> list[str]:
+    """Once ``name``'s outputs are complete: mark KILLED each of its RUNNING runs that
+    ``run.json`` does not record and whose process is gone, and remove ``checkpoints/<name>/``
+    when no live process trains into it. Returns the runs closed."""
+    run = outputs_complete(layout, config, name)
+    if run is None or not run.get("experiment_id"):
+        return []
+    recorded = {entry.get("run_id") for entry in (run.get("seeds") or {}).values()}
+    try:
+        running = mlflow_client.search_runs(
+            [run["experiment_id"]], f"tags.`zoo.experiment` = '{name}' and attributes.status = 'RUNNING'"
+        )
+    except Exception:  # noqa: BLE001 - the experiment is gone or the store changed: nothing to close here
+        return []
+    closed, live = [], False
+    for found in running:
+        if found.info.run_id in recorded:
+            continue
+        if _alive(found):
+            live = True
+            continue
+        mlflow_client.set_terminated(found.info.run_id, "KILLED")
+        mlflow_client.set_tag(found.info.run_id, "zoo.note", "its process ended without closing it (killed); closed once the experiment's outputs were current again")
+        closed.append(found.info.run_id)
+    if not live and layout.resume_dir(name).exists():
+        shutil.rmtree(layout.resume_dir(name), ignore_errors=True)
+    if closed:
+        print(f"{name}: closed {len(closed)} run{'s' if len(closed) > 1 else ''} left RUNNING by a killed process as KILLED ({', '.join(closed)})")
+    return closed
