@@ -127,32 +127,52 @@ def _alive(run) -> bool:
     return True
 
 
-def close_stale_runs(mlflow_client, config, layout, name: str) -> list[str]:
-    """Once ``name``'s outputs are complete: mark KILLED each of its RUNNING runs that
-    ``run.json`` does not record and whose process is gone, and remove ``checkpoints/<name>/``
-    when no live process trains into it. Returns the runs closed."""
-    run = outputs_complete(layout, config, name)
-    if run is None or not run.get("experiment_id"):
+def close_stale_runs(mlflow_client, config, layout, names=None) -> list[str]:
+    """For each experiment (of ``names``, default all) whose outputs are complete: mark KILLED
+    each of its RUNNING runs that ``run.json`` does not record and whose process is gone, and
+    remove ``checkpoints/<experiment>/`` when no live process trains into it. One query to the
+    store finds every RUNNING run. Returns the runs closed."""
+    names = list(config.experiments if names is None else names)
+    complete = {name: run for name in names if (run := outputs_complete(layout, config, name)) is not None}
+    if not complete:
         return []
-    recorded = {entry.get("run_id") for entry in (run.get("seeds") or {}).values()}
+    experiment_ids = sorted({str(run["experiment_id"]) for run in complete.values() if run.get("experiment_id")})
     try:
-        running = mlflow_client.search_runs(
-            [run["experiment_id"]], f"tags.`zoo.experiment` = '{name}' and attributes.status = 'RUNNING'"
-        )
-    except Exception:  # noqa: BLE001 - the experiment is gone or the store changed: nothing to close here
-        return []
-    closed, live = [], False
+        running = mlflow_client.search_runs(experiment_ids, "attributes.status = 'RUNNING'") if experiment_ids else []
+    except Exception:  # noqa: BLE001 - an experiment is gone or the store changed: nothing to close
+        running = []
+    closed, live = [], set()
     for found in running:
+        name = found.data.tags.get("zoo.experiment")
+        if name not in complete or found.data.tags.get("zoo.kind") != "experiment":
+            continue
+        recorded = {entry.get("run_id") for entry in (complete[name].get("seeds") or {}).values()}
         if found.info.run_id in recorded:
             continue
         if _alive(found):
-            live = True
+            live.add(name)
             continue
         mlflow_client.set_terminated(found.info.run_id, "KILLED")
-        mlflow_client.set_tag(found.info.run_id, "zoo.note", "its process ended without closing it (killed); closed once the experiment's outputs were current again")
+        mlflow_client.set_tag(found.info.run_id, "zoo.note", "its process ended without closing it (killed); closed once the experiment's outputs were complete again")
         closed.append(found.info.run_id)
-    if not live and layout.resume_dir(name).exists():
-        shutil.rmtree(layout.resume_dir(name), ignore_errors=True)
-    if closed:
-        print(f"{name}: closed {len(closed)} run{'s' if len(closed) > 1 else ''} left RUNNING by a killed process as KILLED ({', '.join(closed)})")
+        print(f"{name}: closed run {found.info.run_id}, left RUNNING by a killed process, as KILLED")
+    for name in complete:
+        if name not in live and layout.resume_dir(name).exists():
+            shutil.rmtree(layout.resume_dir(name), ignore_errors=True)
     return closed
+
+
+def sweep(config, layout) -> None:
+    """``close_stale_runs`` for every experiment, run after a whole pipeline (``zoo warm``):
+    a stage that DVC restored from its run-cache runs no ``zoo`` process that could do it.
+    Never fails the command it follows."""
+    import sys
+
+    from pipeline import tracking
+
+    try:
+        uri = tracking.resolve_uri(config, layout)
+        tracking.check_reachable(uri)
+        close_stale_runs(tracking.client(uri), config, layout)
+    except Exception as exc:  # noqa: BLE001 - bookkeeping after the command; its result stands
+        print(f"warning: could not close runs left by killed processes: {exc}", file=sys.stderr)

@@ -359,8 +359,7 @@ def compare(config, layout) -> Path:
         uri = tracking.resolve_uri(config, layout)
         tracking.check_reachable(uri)
         mlflow = tracking.client(uri)
-        for name in config.experiments:  # runs left RUNNING by a killed training whose outputs DVC restored
-            leftovers.close_stale_runs(mlflow, config, layout, name)
+        leftovers.close_stale_runs(mlflow, config, layout)  # runs left RUNNING by killed trainings whose outputs DVC restored
         experiment_id = tracking.experiment_id(mlflow, uri, tracking.experiment_name(config), layout)
         commit = tracking.git_commit(layout.root)
         tags = {"zoo.kind": tracking.KIND_REPORT, "mlflow.runName": "leaderboard"}

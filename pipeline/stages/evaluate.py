@@ -105,7 +105,7 @@ def evaluate(config, layout, name: str) -> Path:
             for i, seed in enumerate(seeds):
                 run_id = (trained.get(str(seed)) or {}).get("run_id")
                 run_id = log_seed(config, layout, name, entry, mlflow, uri, run_id, seed, per_seed[str(seed)], series[seed], plots=i == 0)
-            leftovers.close_stale_runs(mlflow, config, layout, name)  # a killed training's run, its outputs now current
+            leftovers.close_stale_runs(mlflow, config, layout)  # runs of killed trainings whose outputs are current again
     except BaseException:
         leftovers.remove(layout.metrics(name), layout.plots(name), layout.samples(name))  # never half-written
         raise
