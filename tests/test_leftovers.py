@@ -174,7 +174,9 @@ def test_a_failure_at_each_step_of_evaluate_leaves_no_run_running_and_no_output(
 def test_a_sigkilled_training_restored_from_the_run_cache_is_closed_as_killed_and_its_resume_folder_removed(tmp_path):
     """The issue's case: ``dvc repro -f -s train@X`` killed, then ``dvc repro``, which restores
     X's outputs from the run-cache without training. Here: train, keep the outputs, train again
-    (DVC removes the outputs first) and SIGKILL it after its first epoch, put the outputs back."""
+    (DVC removes the outputs first) and SIGKILL it after its first epoch, put the outputs back,
+    and run no stage: ``zoo warm`` (``make repro``) closes the run once its command is done;
+    ``zoo evaluate`` and ``zoo compare`` call the same ``leftovers.close_stale_runs``."""
     from test_faults import EXPERIMENT as KILLED_EXPERIMENT
     from test_faults import small_project, start_training, wait_for, zoo
 
@@ -195,7 +197,9 @@ def test_a_sigkilled_training_restored_from_the_run_cache_is_closed_as_killed_an
     assert runs(folder)[killed] == "RUNNING"
 
     shutil.copytree(cache, layout.model_dir(KILLED_EXPERIMENT))  # the run-cache restore
-    zoo(folder, "evaluate", KILLED_EXPERIMENT)  # restored from the run-cache too, in DVC; then compare runs
+    # DVC restores evaluate and compare as well: no stage runs, only `make repro`'s `zoo warm`
+    swept = zoo(folder, "warm", "true")
+    assert f"closed run {killed}" in swept.stdout
     statuses = runs(folder)
     assert statuses[killed] == "KILLED"
     assert "RUNNING" not in statuses.values()
