@@ -87,6 +87,25 @@ def drop_unresumable(layout, name: str, seed: int) -> None:
         parent.rmdir()  # only when empty
 
 
+def close_dead_seed(uri: str, layout, name: str, seed: int) -> None:
+    """A seed's process died without a word (killed, out of memory): close the run it opened as
+    KILLED, and drop its resume folder when nothing in it can be resumed. Run by the stage that
+    forked it (``pipeline.stages.train.train_seeds_side_by_side``)."""
+    from pipeline import tracking
+
+    try:
+        meta = json.loads((layout.seed_resume_dir(name, seed) / "resume.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    run_id = meta.get("run_id")
+    if run_id:
+        with contextlib.suppress(Exception):  # the failure reported is the seed's
+            mlflow_client = tracking.client(uri)
+            if mlflow_client.get_run(run_id).info.status == "RUNNING":
+                mlflow_client.set_terminated(run_id, "KILLED")
+    drop_unresumable(layout, name, seed)
+
+
 def remove(*paths: Path) -> None:
     """A failed stage's outputs: never left half-written."""
     for path in paths:
@@ -170,6 +189,10 @@ def sweep(config, layout) -> None:
 
     from pipeline import tracking
 
+    # A killed training always leaves its resume folder: without one, nothing to look for (and no
+    # store is opened, or created, by `zoo warm dvc status` in a fresh clone).
+    if not any(layout.resume_dir(name).is_dir() and outputs_complete(layout, config, name) for name in config.experiments):
+        return
     try:
         uri = tracking.resolve_uri(config, layout)
         tracking.check_reachable(uri)

@@ -239,3 +239,36 @@ def test_close_stale_runs_leaves_a_live_process_alone_and_closes_a_dead_ones(tra
     assert client.get_run(live).info.status == "KILLED"
     assert client.get_run(other_host).info.status == "RUNNING"  # another machine's process cannot be told dead
     assert layout.resume_dir(EXPERIMENT).exists()  # which may still train into it
+
+
+def test_a_seed_process_killed_outright_has_its_run_closed_by_the_stage(project, small_params):
+    """Seeds side by side (``seed_workers``): a forked seed process SIGKILLed in its first epoch
+    cannot close its run; the stage that forked it does, and drops its empty resume folder, while
+    the seeds beside it finish and keep their results for the next run."""
+    import os
+    import signal
+
+    import pytorch_lightning as pl
+    import torch
+
+    class KillSeedTwo(pl.Callback):
+        def on_train_batch_end(self, *args):
+            if torch.initial_seed() == 2:  # pl.seed_everything(seed) in the seed's process
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    params = dict(small_params, seed_workers=2)
+    params["experiments"][EXPERIMENT].pop("seed", None)
+    params["experiments"][EXPERIMENT]["seeds"] = [1, 2, 3]
+    write_params(project, params)
+    assert cli("fetch", "parity").exit_code == 0
+    with pytest.MonkeyPatch.context() as injected:
+        from pipeline.tasks.parity import ParityTask
+
+        injected.setattr(ParityTask, "training_callbacks", lambda self, *a, **k: [KillSeedTwo()])
+        result = cli("train", EXPERIMENT)
+    assert result.exit_code == 1 and "seed 2 ended without a result" in result.output, result.output
+    statuses = runs(project)
+    assert sorted(statuses.values()) == ["FINISHED", "FINISHED", "KILLED"], statuses
+    layout = Layout(project)
+    assert not layout.seed_resume_dir(EXPERIMENT, 2).exists()
+    assert all((layout.seed_resume_dir(EXPERIMENT, s) / "done" / "seed.json").is_file() for s in (1, 3))

@@ -193,6 +193,8 @@ def train_seeds_side_by_side(workers: int, config, layout, name: str, seeds: lis
                         results[seed] = receive.recv()
                     except EOFError:  # the process died without a word (killed)
                         results[seed] = ("failed", 1, f"training of {name} seed {seed} ended without a result (exit code {process.exitcode})")
+                        process.join()
+                        leftovers.close_dead_seed(uri, layout, name, seed)
                     process.join()
                     del running[seed]
     finally:
