@@ -8,8 +8,9 @@ it is closed.
 - A process killed outright (SIGKILL, power loss) has no chance to do either: its run stays
   RUNNING and its ``checkpoints/<experiment>/`` folder stays. ``close_stale_runs`` finds them
   once the experiment's outputs are complete again (retrained, resumed, or restored by DVC
-  from its run-cache, which runs no training at all) and closes them as KILLED; ``zoo
-  evaluate`` and ``zoo compare`` call it. A run is only closed when no live process owns it:
+  from its run-cache, which runs no training at all), closes the run as KILLED and removes
+  the folder when it was saved with the current settings; ``zoo evaluate``, ``zoo compare``
+  and ``zoo warm`` (after its command) call it. A run is only closed when no live process owns it:
   every training run records its process (``process_tags``), and a run of a process still
   alive on this machine, or of another machine, is left alone.
 """
@@ -148,9 +149,10 @@ def _alive(run) -> bool:
 
 def close_stale_runs(mlflow_client, config, layout, names=None) -> list[str]:
     """For each experiment (of ``names``, default all) whose outputs are complete: mark KILLED
-    each of its RUNNING runs that ``run.json`` does not record and whose process is gone, and
-    remove ``checkpoints/<experiment>/`` when no live process trains into it. One query to the
-    store finds every RUNNING run. Returns the runs closed."""
+    each of its RUNNING runs that ``run.json`` does not record and whose process is gone, and,
+    when no live process trains into ``checkpoints/<experiment>/``, remove the resume folders
+    its outputs supersede (``drop_superseded``). One query to the store finds every RUNNING
+    run. Returns the runs closed."""
     names = list(config.experiments if names is None else names)
     complete = {name: run for name in names if (run := outputs_complete(layout, config, name)) is not None}
     if not complete:
@@ -176,9 +178,40 @@ def close_stale_runs(mlflow_client, config, layout, names=None) -> list[str]:
         closed.append(found.info.run_id)
         print(f"{name}: closed run {found.info.run_id}, left RUNNING by a killed process, as KILLED")
     for name in complete:
-        if name not in live and layout.resume_dir(name).exists():
-            shutil.rmtree(layout.resume_dir(name), ignore_errors=True)
+        if name not in live:
+            drop_superseded(config, layout, name)
     return closed
+
+
+def drop_superseded(config, layout, name: str) -> None:
+    """Remove the resume folders of ``name``'s seeds that its complete outputs supersede: those
+    saved with the settings and data params.yaml gives now (a killed run of what is now
+    trained). A folder of other settings stays: ``zoo train`` with those settings (a one-off
+    ``--set``) resumes it, and with the current ones discards it itself."""
+    folder = layout.resume_dir(name)
+    if not folder.is_dir():
+        return
+    for seed_folder in sorted(folder.glob("seed-*")):
+        try:
+            saved = json.loads((seed_folder / "resume.json").read_text(encoding="utf-8")).get("fingerprint")
+            seed = int(seed_folder.name.removeprefix("seed-"))
+        except (OSError, ValueError):
+            saved = seed = None
+        if saved is None or saved == _fingerprint(config, layout, name, seed):
+            shutil.rmtree(seed_folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only when empty
+
+
+def _fingerprint(config, layout, name: str, seed: int) -> str | None:
+    """``pipeline.resume.fingerprint`` under the current settings (None: the data is not there)."""
+    from pipeline.resume import fingerprint
+
+    try:
+        manifest = json.loads((layout.dataset(config.experiment(name).dataset) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return fingerprint(config, name, manifest, seed)
 
 
 def sweep(config, layout) -> None:

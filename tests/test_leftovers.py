@@ -272,3 +272,27 @@ def test_a_seed_process_killed_outright_has_its_run_closed_by_the_stage(project,
     layout = Layout(project)
     assert not layout.seed_resume_dir(EXPERIMENT, 2).exists()
     assert all((layout.seed_resume_dir(EXPERIMENT, s) / "done" / "seed.json").is_file() for s in (1, 3))
+
+
+@pytest.mark.parametrize("one_off", [True, False])
+def test_compare_removes_an_interrupted_runs_folder_only_when_the_outputs_supersede_it(trained, one_off):
+    """Ctrl-C in a second training of a trained experiment: with the current settings its
+    checkpoint is superseded by the outputs and goes; with a one-off ``--set`` it stays for
+    ``zoo train --set ...`` to resume."""
+    params = yaml.safe_load((trained / "params.yaml").read_text())
+    params["experiments"][EXPERIMENT]["trainer"]["max_epochs"] = 2
+    write_params(trained, params)
+    assert cli("train", EXPERIMENT).exit_code == 0  # the outputs: two epochs
+    settings = ["--set", "experiments.parity-rnn.hidden_size=8"] if one_off else []
+    with pytest.MonkeyPatch.context() as injected:
+        inject_callback(injected, FailAt("on_train_epoch_start", epoch=1, exc=KeyboardInterrupt))
+        assert cli("train", EXPERIMENT, *settings).exit_code == 130
+    layout = Layout(trained)
+    assert next(layout.resume_dir(EXPERIMENT).glob("seed-*/last.ckpt"))
+    assert "RUNNING" not in runs(trained).values()
+
+    assert cli("compare").exit_code == 0
+    assert layout.resume_dir(EXPERIMENT).exists() == one_off
+    if one_off:
+        result = cli("train", EXPERIMENT, *settings)
+        assert result.exit_code == 0 and "resuming" in result.output, result.output
