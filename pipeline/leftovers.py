@@ -148,6 +148,18 @@ def _alive(run) -> bool:
 
 
 def close_stale_runs(mlflow_client, config, layout, names=None) -> list[str]:
+    """``find_and_close_stale_runs``, as bookkeeping that never fails the stage it follows:
+    a problem is reported on stderr."""
+    import sys
+
+    try:
+        return find_and_close_stale_runs(mlflow_client, config, layout, names)
+    except Exception as exc:  # noqa: BLE001 - the stage's own result stands
+        print(f"warning: could not close runs left RUNNING by killed processes: {exc}", file=sys.stderr)
+        return []
+
+
+def find_and_close_stale_runs(mlflow_client, config, layout, names=None) -> list[str]:
     """For each experiment (of ``names``, default all) whose outputs are complete: mark KILLED
     each of its RUNNING runs that ``run.json`` does not record and whose process is gone, and,
     when no live process trains into ``checkpoints/<experiment>/``, remove the resume folders
@@ -229,6 +241,8 @@ def sweep(config, layout) -> None:
     try:
         uri = tracking.resolve_uri(config, layout)
         tracking.check_reachable(uri)
-        close_stale_runs(tracking.client(uri), config, layout)
+        mlflow_client = tracking.client(uri)
     except Exception as exc:  # noqa: BLE001 - bookkeeping after the command; its result stands
-        print(f"warning: could not close runs left by killed processes: {exc}", file=sys.stderr)
+        print(f"warning: could not close runs left RUNNING by killed processes: {exc}", file=sys.stderr)
+        return
+    close_stale_runs(mlflow_client, config, layout)

@@ -105,10 +105,11 @@ def evaluate(config, layout, name: str) -> Path:
             for i, seed in enumerate(seeds):
                 run_id = (trained.get(str(seed)) or {}).get("run_id")
                 run_id = log_seed(config, layout, name, entry, mlflow, uri, run_id, seed, per_seed[str(seed)], series[seed], plots=i == 0)
-            leftovers.close_stale_runs(mlflow, config, layout)  # runs of killed trainings whose outputs are current again
     except BaseException:
         leftovers.remove(layout.metrics(name), layout.plots(name), layout.samples(name))  # never half-written
         raise
+    if tracking.is_rank_zero():
+        leftovers.close_stale_runs(mlflow, config, layout)  # runs of killed trainings whose outputs are current again
     summary = ", ".join(f"{k} {v:.3g}" for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None)
     print(f"evaluated {name} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): {summary} -> {layout.metrics(name).relative_to(layout.root)}, {layout.plots(name).relative_to(layout.root)}/")
     return layout.metrics(name)

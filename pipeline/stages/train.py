@@ -193,7 +193,7 @@ def train_seeds_side_by_side(workers: int, config, layout, name: str, seeds: lis
                         results[seed] = receive.recv()
                     except EOFError:  # the process died without a word (killed)
                         results[seed] = ("failed", 1, f"training of {name} seed {seed} ended without a result (exit code {process.exitcode})")
-                        process.join()
+                        process.join()  # gone: what it opened is this process's to close
                         leftovers.close_dead_seed(uri, layout, name, seed)
                     process.join()
                     del running[seed]
