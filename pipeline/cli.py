@@ -352,7 +352,25 @@ def warm(
     if shutil.which(command[0]) is None:
         typer.echo(f"error: command not found: {command[0]}", err=True)
         raise typer.Exit(127)
-    raise typer.Exit(warm_mod.run(list(command)))
+    code = warm_mod.run(list(command))
+    _close_stale_runs()  # a stage DVC restored from its run-cache ran no zoo process that would have
+    raise typer.Exit(code)
+
+
+def _close_stale_runs() -> None:
+    """After ``zoo warm COMMAND``: close the runs that killed trainings left RUNNING, and their
+    resume folders, in experiments whose outputs are complete again (``pipeline.leftovers``)."""
+    from pipeline.errors import ZooError
+    from pipeline.leftovers import sweep
+
+    layout, params, config_mod = _context()
+    if not params.is_file():
+        return
+    try:
+        config = config_mod.load(params)
+    except ZooError:
+        return
+    sweep(config, layout)
 
 
 def main() -> None:

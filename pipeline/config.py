@@ -14,6 +14,7 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipeline import trainer_keys
 from pipeline.errors import ConfigError
 
 
@@ -26,13 +27,17 @@ class TrackingSettings(Strict):
     experiment: str = Field("rnngan-zoo", min_length=1)
 
 
-class TrainerSettings(Strict):
-    """Handed to ``pytorch_lightning.Trainer`` as they are."""
+class TrainerSettings(BaseModel):
+    """Handed to ``pytorch_lightning.Trainer`` as they are. Any other keyword of the Trainer that
+    takes a plain value may be set too (``pipeline.trainer_keys.MORE``, validated by
+    ``validate_trainer``); those the zoo sets itself are refused with the reason."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     accelerator: str = "auto"
     devices: Union[int, str, list[int]] = "auto"
     num_nodes: int = Field(1, ge=1)
-    strategy: str = "auto"
+    strategy: str = Field("auto", description="a strategy's name (ddp, deepspeed, ...)")
     precision: Union[int, str] = "32-true"
     max_epochs: int = Field(10, ge=1)
     gradient_clip_val: Optional[float] = Field(None, ge=0)
@@ -55,6 +60,21 @@ class TrainerSettings(Strict):
     profiler: Optional[Literal["simple", "advanced", "pytorch"]] = Field(
         None, description="Lightning's report of where the time goes; none: no profiling"
     )
+
+    @field_validator("precision")
+    @classmethod
+    def _known_precision(cls, value: Any) -> Any:
+        return trainer_keys.check_precision(value)
+
+    @field_validator("accelerator")
+    @classmethod
+    def _known_accelerator(cls, value: str) -> str:
+        return trainer_keys.check_accelerator(value)
+
+    @field_validator("devices")
+    @classmethod
+    def _devices_form(cls, value: Any) -> Any:
+        return trainer_keys.check_devices(value)
 
 
 class SamplingSettings(Strict):
@@ -212,6 +232,8 @@ def _first_error(exc: ValidationError, prefix: str) -> ConfigError:
         message = "unknown key"
     elif kind == "missing":
         message = "missing required key"
+    elif kind == "value_error":  # a validator's own message, which names the value
+        message = err["msg"].removeprefix("Value error, ")
     else:
         message = f"{err['msg']} (got {err.get('input')!r})"
     return ConfigError(path, message)
@@ -226,6 +248,28 @@ def _validate(model: type[BaseModel], data: Any, prefix: str) -> BaseModel:
         return model.model_validate(data)
     except ValidationError as exc:
         raise _first_error(exc, prefix) from None
+
+
+def validate_trainer(data: Any, prefix: str) -> TrainerSettings:
+    """A ``trainer`` section: TrainerSettings' keys, and the Trainer's other plain keywords
+    (``trainer_keys.MORE``) typed as Lightning's signature types them."""
+    from pydantic import TypeAdapter
+
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(prefix, f"expected a mapping, got {type(data).__name__}")
+    for key, value in data.items():
+        if key in trainer_keys.REFUSED:
+            raise ConfigError(f"{prefix}.{key}", trainer_keys.REFUSED[key])
+        if key in trainer_keys.MORE:
+            try:
+                TypeAdapter(trainer_keys.MORE[key]).validate_python(value, strict=True)
+            except ValidationError as exc:
+                raise _first_error(exc, f"{prefix}.{key}") from None
+        elif key not in TrainerSettings.model_fields:
+            raise ConfigError(f"{prefix}.{key}", "unknown key")
+    return _validate(TrainerSettings, data, prefix)
 
 
 def _choice(value: Any, choices: Any, path: str, what: str) -> str:
@@ -278,7 +322,7 @@ def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
     if seed_workers != "auto" and (not isinstance(seed_workers, int) or isinstance(seed_workers, bool) or seed_workers < 1):
         raise ConfigError("seed_workers", f"expected auto or a positive integer (got {seed_workers!r})")
     tracking = _validate(TrackingSettings, raw["tracking"], "tracking")
-    trainer = _validate(TrainerSettings, raw["trainer"], "trainer")
+    trainer = validate_trainer(raw["trainer"], "trainer")
 
     datasets: dict[str, Dataset] = {}
     if not isinstance(raw["datasets"], dict):
@@ -332,11 +376,8 @@ def validate(raw: Any, overrides: Optional[list[str]] = None) -> Config:
             raise ConfigError(f"{path}.seeds", "set either seed (one seed) or seeds (a list), not both")
         common = _validate(ExperimentCommon, {k: v for k, v in body.items() if k in COMMON_KEYS}, path)
         settings = _validate(model.settings_for(task.head), {k: v for k, v in body.items() if k not in COMMON_KEYS}, path)
-        merged = {**trainer.model_dump(), **common.trainer}
-        unknown = set(common.trainer) - set(TrainerSettings.model_fields)
-        if unknown:
-            raise ConfigError(f"{path}.trainer.{sorted(unknown)[0]}", "unknown key")
-        experiment_trainer = _validate(TrainerSettings, merged, f"{path}.trainer")
+        validate_trainer(common.trainer, f"{path}.trainer")  # the experiment's own keys, named as it gives them
+        experiment_trainer = validate_trainer({**trainer.model_dump(), **common.trainer}, f"{path}.trainer")
         experiments[name] = Experiment(name=name, common=common, settings=settings, trainer=experiment_trainer)
 
     references: dict[str, ReferenceSettings] = {}

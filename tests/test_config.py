@@ -153,3 +153,124 @@ def test_defaults_errors_name_the_key(small_params):
     params["defaults"]["parity"] = {"model": "rnn"}
     with pytest.raises(ConfigError, match="defaults.parity.model"):
         config_mod.validate(params)
+
+
+# ---------------------------------------------------------------------------------------
+# The trainer section: every plain keyword of Lightning's Trainer, checked before anything is written
+
+
+def test_trainer_keys_cover_lightnings_signature_and_precisions():
+    """A Lightning upgrade that adds, renames or retypes a keyword fails here, not in a user's run."""
+    import inspect
+    import typing
+
+    import pytorch_lightning as pl
+    from lightning_fabric.connector import _PRECISION_INPUT
+
+    from pipeline import trainer_keys
+
+    keywords = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
+    known = set(config_mod.TrainerSettings.model_fields) | set(trainer_keys.MORE) | set(trainer_keys.REFUSED)
+    assert keywords == known
+    assert not set(trainer_keys.MORE) & set(config_mod.TrainerSettings.model_fields)
+    accepted = [value for literal in typing.get_args(_PRECISION_INPUT) for value in typing.get_args(literal)]
+    assert sorted(map(repr, trainer_keys.PRECISIONS)) == sorted(map(repr, accepted))
+
+
+@pytest.mark.parametrize(
+    "override, path, message",
+    [
+        ("trainer.precision=fp7", "trainer.precision", "unknown precision 'fp7'; choose from: 64, 32, 16, transformer-engine"),
+        ("experiments.parity-lstm.trainer.precision=fp7", "experiments.parity-lstm.trainer.precision", "unknown precision 'fp7'"),
+        ("trainer.accelerator=gpus", "trainer.accelerator", "unknown accelerator 'gpus'; choose from: auto, cpu, gpu, cuda, mps, tpu"),
+        ("trainer.devices=0", "trainer.devices", "positive number of devices"),
+        ("trainer.devices=two", "trainer.devices", "a number of devices"),
+        ("trainer.accumulate_grad_batches=two", "trainer.accumulate_grad_batches", "valid integer"),
+        ("experiments.parity-lstm.trainer.benchmark=maybe", "experiments.parity-lstm.trainer.benchmark", "valid boolean"),
+        ("trainer.reload_dataloaders_every_n_epochs=1.5", "trainer.reload_dataloaders_every_n_epochs", "valid integer"),
+        ("trainer.max_time=[1, 2]", "trainer.max_time", "valid string"),
+        ("trainer.default_root_dir=/tmp/x", "trainer.default_root_dir", "set by the zoo"),
+        ("experiments.parity-lstm.trainer.callbacks=[]", "experiments.parity-lstm.trainer.callbacks", "set by the zoo"),
+        ("trainer.logger=false", "trainer.logger", "MLflow run"),
+        ("trainer.enable_checkpointing=false", "trainer.enable_checkpointing", "resumable"),
+        ("trainer.plugins=x", "trainer.plugins", "Python objects"),
+    ],
+)
+def test_bad_trainer_values_name_the_key(small_params, override, path, message):
+    err = error_of(small_params, [override])
+    assert err.path == path
+    assert message in err.message, err.message
+
+
+def test_every_plain_trainer_keyword_is_accepted(small_params):
+    overrides = [
+        "trainer.max_time=00:00:05:00", "trainer.accumulate_grad_batches=2", "trainer.fast_dev_run=true",
+        "trainer.overfit_batches=0.1", "trainer.precision=bf16-mixed", "trainer.devices=1",
+        "experiments.parity-lstm.trainer.detect_anomaly=true", "experiments.parity-lstm.trainer.limit_test_batches=3",
+        "experiments.parity-lstm.trainer.inference_mode=false",
+    ]
+    config = config_mod.validate(small_params, overrides)
+    lstm = config.experiments["parity-lstm"].trainer.model_dump(exclude_none=True)
+    assert {k: lstm[k] for k in ("max_time", "accumulate_grad_batches", "fast_dev_run", "precision", "detect_anomaly", "limit_test_batches", "inference_mode")} == {
+        "max_time": "00:00:05:00", "accumulate_grad_batches": 2, "fast_dev_run": True, "precision": "bf16-mixed",
+        "detect_anomaly": True, "limit_test_batches": 3, "inference_mode": False,
+    }
+    assert "detect_anomaly" not in config.experiments["parity-rnn"].trainer.model_dump()  # set for one experiment only
+    # keys left unset are not passed (Lightning's defaults), so logged parameters stay as they were
+    assert "benchmark" not in config_mod.validate(small_params).experiments["parity-lstm"].trainer.model_dump()
+
+
+def test_cli_precision_fp7_exits_2_naming_the_key_and_writes_nothing(project):
+    result = runner.invoke(app, ["train", "parity-lstm", "--set", "trainer.precision=fp7"])
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: params.yaml: trainer.precision: unknown precision 'fp7'")
+    _assert_nothing_written(project)
+
+
+@pytest.mark.parametrize("override, path", [
+    ("trainer.accelerator=gpu", "experiments.parity-rnn.trainer.accelerator"),
+    ("experiments.parity-rnn.trainer.accelerator=cuda", "experiments.parity-rnn.trainer.accelerator"),
+])
+def test_cli_gpu_on_a_machine_without_one_exits_2_before_any_run_or_folder(project, monkeypatch, override, path):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runner.invoke(app, ["fetch", "parity"]).exit_code == 0
+    result = runner.invoke(app, ["train", "parity-rnn", "--set", override])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"error: {path}: ") and "no CUDA GPU on this machine" in line, line
+    assert sorted(p.name for p in project.iterdir()) == ["data", "params.yaml"]  # no mlflow.db, checkpoints/, models/
+
+
+def test_more_cuda_devices_than_the_machine_has_exits_2(project, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert runner.invoke(app, ["fetch", "parity"]).exit_code == 0
+    result = runner.invoke(app, ["train", "parity-rnn", "--set", "trainer.accelerator=gpu", "--set", "trainer.devices=4"])
+    assert result.exit_code == 2, result.output
+    assert "experiments.parity-rnn.trainer.devices: 4 asked for, this machine has 2 CUDA GPUs" in result.output
+    result = runner.invoke(app, ["train", "parity-rnn", "--set", "trainer.accelerator=gpu", "--set", "trainer.devices=[0, 2]"])
+    assert result.exit_code == 2 and "device index 2 asked for" in result.output
+
+
+def test_new_trainer_keys_reach_the_trainer(project, monkeypatch):
+    import pytorch_lightning as pl
+
+    seen = {}
+
+    class Recording(pl.Trainer):
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(pl, "Trainer", Recording)
+    assert runner.invoke(app, ["fetch", "parity"]).exit_code == 0
+    result = runner.invoke(app, ["train", "parity-rnn", "--set", "trainer.max_time=00:00:10:00", "--set", "trainer.accumulate_grad_batches=2",
+                                 "--set", "experiments.parity-rnn.trainer.detect_anomaly=true"])
+    assert result.exit_code == 0, result.output
+    assert seen["max_time"] == "00:00:10:00" and seen["accumulate_grad_batches"] == 2 and seen["detect_anomaly"] is True
+    assert "benchmark" not in seen

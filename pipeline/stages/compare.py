@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from pipeline import claims, tracking
+from pipeline import claims, leftovers, tracking
 from pipeline.atomic import atomic_dir
 
 
@@ -359,15 +359,17 @@ def compare(config, layout) -> Path:
         uri = tracking.resolve_uri(config, layout)
         tracking.check_reachable(uri)
         mlflow = tracking.client(uri)
+        leftovers.close_stale_runs(mlflow, config, layout)  # runs left RUNNING by killed trainings whose outputs DVC restored
         experiment_id = tracking.experiment_id(mlflow, uri, tracking.experiment_name(config), layout)
         commit = tracking.git_commit(layout.root)
         tags = {"zoo.kind": tracking.KIND_REPORT, "mlflow.runName": "leaderboard"}
         if commit:
             tags["mlflow.source.git.commit"] = commit
         run_id = mlflow.create_run(experiment_id, run_name="leaderboard", tags=tags).info.run_id
-        mlflow.log_artifacts(run_id, str(layout.reports), "reports")
-        for result in results:
-            mlflow.set_tag(run_id, f"zoo.claim.{result.claim.number}", claims.verdict_label(result))
+        with leftovers.closed_on_failure(mlflow, run_id):
+            mlflow.log_artifacts(run_id, str(layout.reports), "reports")
+            for result in results:
+                mlflow.set_tag(run_id, f"zoo.claim.{result.claim.number}", claims.verdict_label(result))
         mlflow.set_terminated(run_id, "FINISHED")
         register(config, layout, mlflow, uri, ranking)
     supported = sum(r.verdict == claims.SUPPORTED for r in results)

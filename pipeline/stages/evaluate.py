@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pipeline import tracking
+from pipeline import leftovers, tracking
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.errors import ModelError
 from pipeline.stages.train import quiet_lightning
@@ -98,13 +98,18 @@ def evaluate(config, layout, name: str) -> Path:
             per_seed[str(seed)] = {k: finite_or_none(v) for k, v in metrics.items()}
             series[seed] = result.series
     metrics = {**seed_means(per_seed), "n_seeds": len(seeds), "seeds": per_seed}
-    write_json(layout.metrics(name), metrics)
-
+    try:
+        write_json(layout.metrics(name), metrics)
+        if tracking.is_rank_zero():
+            mlflow = tracking.client(uri)
+            for i, seed in enumerate(seeds):
+                run_id = (trained.get(str(seed)) or {}).get("run_id")
+                run_id = log_seed(config, layout, name, entry, mlflow, uri, run_id, seed, per_seed[str(seed)], series[seed], plots=i == 0)
+    except BaseException:
+        leftovers.remove(layout.metrics(name), layout.plots(name), layout.samples(name))  # never half-written
+        raise
     if tracking.is_rank_zero():
-        mlflow = tracking.client(uri)
-        for i, seed in enumerate(seeds):
-            run_id = (trained.get(str(seed)) or {}).get("run_id")
-            run_id = log_seed(config, layout, name, entry, mlflow, uri, run_id, seed, per_seed[str(seed)], series[seed], plots=i == 0)
+        leftovers.close_stale_runs(mlflow, config, layout)  # runs of killed trainings whose outputs are current again
     summary = ", ".join(f"{k} {v:.3g}" for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None)
     print(f"evaluated {name} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}): {summary} -> {layout.metrics(name).relative_to(layout.root)}, {layout.plots(name).relative_to(layout.root)}/")
     return layout.metrics(name)
@@ -141,11 +146,12 @@ def log_seed(config, layout, name: str, entry, mlflow, uri: str, run_id: str | N
         run_id = mlflow.create_run(experiment_id, run_name=f"{name} seed {seed}", tags=tags).info.run_id
     # Into the finished training run as it is: its status and end time stay the training's, so
     # the runs table's Duration is how long the seed trained, not until DVC got to evaluating it.
-    tracking.log_metrics(mlflow, run_id, metrics, series)
-    mlflow.log_artifact(run_id, str(layout.metrics(name)), "metrics")
-    if plots:
-        mlflow.log_artifacts(run_id, str(layout.plots(name)), "plots")
-        mlflow.log_artifacts(run_id, str(layout.samples(name)), "samples")
+    with leftovers.closed_on_failure(mlflow, run_id if created else None):
+        tracking.log_metrics(mlflow, run_id, metrics, series)
+        mlflow.log_artifact(run_id, str(layout.metrics(name)), "metrics")
+        if plots:
+            mlflow.log_artifacts(run_id, str(layout.plots(name)), "plots")
+            mlflow.log_artifacts(run_id, str(layout.samples(name)), "samples")
     if created:
         mlflow.set_terminated(run_id, "FINISHED")
     return run_id

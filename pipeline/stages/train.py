@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import tracking
+from pipeline import leftovers, tracking, trainer_keys
 from pipeline.atomic import atomic_dir, write_json, write_text
 from pipeline.errors import ConfigError, Interrupted
 from pipeline.progress import training_bar
@@ -89,6 +89,7 @@ def train(config, layout, name: str) -> Path:
     import_heavy(*stage_modules(uri))  # before the task's and model's modules, which import torch and Lightning
     task, entry = TASKS[exp.task], MODELS[exp.model]
     quiet_lightning()
+    trainer_keys.check_available(exp.trainer, f"experiments.{name}.trainer")  # before anything is written
 
     rank_zero = tracking.is_rank_zero()
     seeds = config.experiment_seeds(name)
@@ -192,6 +193,8 @@ def train_seeds_side_by_side(workers: int, config, layout, name: str, seeds: lis
                         results[seed] = receive.recv()
                     except EOFError:  # the process died without a word (killed)
                         results[seed] = ("failed", 1, f"training of {name} seed {seed} ended without a result (exit code {process.exitcode})")
+                        process.join()  # gone: what it opened is this process's to close
+                        leftovers.close_dead_seed(uri, layout, name, seed)
                     process.join()
                     del running[seed]
     finally:
@@ -236,7 +239,18 @@ def _seed_process(send, config, layout, name, seed, manifest, uri, experiment_id
 
 def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri, mlflow, experiment_id, setup_seconds: float) -> Finished:
     """Train one seed into its resume folder's ``done/`` (or find it there, finished by an
-    earlier, interrupted run of the stage)."""
+    earlier, interrupted run of the stage). On any failure its MLflow run is closed as FAILED
+    (KILLED when interrupted) and a resume folder with nothing to resume is removed."""
+    try:
+        with leftovers.RunGuard(mlflow) as guard:
+            return fit_seed(config, layout, name, seed, manifest, task, entry, uri, mlflow, experiment_id, setup_seconds, guard)
+    except BaseException:
+        if mlflow is not None:
+            leftovers.drop_unresumable(layout, name, seed)
+        raise
+
+
+def fit_seed(config, layout, name: str, seed: int, manifest, task, entry, uri, mlflow, experiment_id, setup_seconds: float, guard) -> Finished:
     import pytorch_lightning as pl
 
     from pipeline.batched_logger import BatchedMLFlowLogger
@@ -278,7 +292,7 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
     run_id = None
     logger = False
     if rank_zero:
-        run_id = seed_run(config, layout, name, seed, entry, prepared.model_args, manifest, mlflow, experiment_id, previous_run)
+        run_id = seed_run(config, layout, name, seed, entry, prepared.model_args, manifest, mlflow, experiment_id, previous_run, guard)
         resume.start(run_id)
         logger = BatchedMLFlowLogger(experiment_name=config.tracking.experiment, tracking_uri=uri, run_id=run_id)
     if resume_from is not None and rank_zero:
@@ -356,16 +370,19 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
     return Finished(seed, run_id, training, parameters, resume.done)
 
 
-def seed_run(config, layout, name: str, seed: int, entry, model_args: dict, manifest: dict, mlflow, experiment_id: str, previous_run: str | None) -> str:
+def seed_run(config, layout, name: str, seed: int, entry, model_args: dict, manifest: dict, mlflow, experiment_id: str, previous_run: str | None, guard) -> str:
     """The seed's MLflow run: the interrupted run's, when it still exists, else a new one
-    named "<experiment> seed <s>", with the seed as a tag and a parameter."""
+    named "<experiment> seed <s>", with the seed as a tag and a parameter. Either way the
+    ``guard`` closes it if the seed fails, and its tags name this process."""
     if previous_run and tracking.run_exists(mlflow, previous_run):
-        mlflow.update_run(previous_run, status="RUNNING")
+        mlflow.update_run(guard.opened(previous_run), status="RUNNING")
+        for key, value in leftovers.process_tags().items():
+            mlflow.set_tag(previous_run, key, value)
         return previous_run
     exp = config.experiment(name)
     label = f"{name} seed {seed}"
-    tags = {**tracking.experiment_tags(config, layout, name, entry.family), "mlflow.runName": label, "zoo.seed": str(seed)}
-    run_id = mlflow.create_run(experiment_id, run_name=label, tags=tags).info.run_id
+    tags = {**tracking.experiment_tags(config, layout, name, entry.family), "mlflow.runName": label, "zoo.seed": str(seed), **leftovers.process_tags()}
+    run_id = guard.opened(mlflow.create_run(experiment_id, run_name=label, tags=tags).info.run_id)
     tracking.log_params(mlflow, run_id, {**exp.flat_params(), **model_args, "family": entry.family, "seed": seed})
     tracking.log_dataset(mlflow, run_id, exp.dataset, layout.dataset(exp.dataset), manifest)
     return run_id
