@@ -165,15 +165,15 @@ def test_trainer_keys_cover_lightnings_signature_and_precisions():
     import typing
 
     import pytorch_lightning as pl
-    from lightning_fabric.connector import _PRECISION_INPUT
-
     from pipeline import trainer_keys
 
     keywords = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
     known = set(config_mod.TrainerSettings.model_fields) | set(trainer_keys.MORE) | set(trainer_keys.REFUSED)
     assert keywords == known
     assert not set(trainer_keys.MORE) & set(config_mod.TrainerSettings.model_fields)
-    accepted = [value for literal in typing.get_args(_PRECISION_INPUT) for value in typing.get_args(literal)]
+    # the precisions Lightning's public signature accepts (a Union of Literals, and None)
+    precision = typing.get_type_hints(pl.Trainer.__init__)["precision"]
+    accepted = [value for literal in typing.get_args(precision) for value in typing.get_args(literal)]
     assert sorted(map(repr, trainer_keys.PRECISIONS)) == sorted(map(repr, accepted))
 
 
