@@ -1,4 +1,4 @@
-"""benchmarks/gpu.py, the GPU check, where there is no GPU: it says so and exits 0, and its
+"""The benchmarks run and print their tables. benchmarks/gpu.py, the GPU check, where there is no GPU: it says so and exits 0, and its
 CPU rehearsal runs every step it would run on a GPU (data, both trainings, the device checks,
 the cells, the table)."""
 
@@ -39,3 +39,16 @@ def test_gpu_script_rehearsed_on_the_cpu_runs_every_family_and_prints_the_table(
         assert fields[-4] == "32-true", fields  # fp32 on the CPU
         # the table's shape: three finite numbers (their values are the machine's, not the test's)
         assert all(math.isfinite(float(x)) for x in fields[-3:]), (family, fields)
+
+
+def test_kept_pieces_benchmark_prints_both_comparisons():
+    """benchmarks/kept_pieces.py, on one short repeat: a row per kept piece with two times, a
+    ratio and the repeats' range (their values are the machine's, not the test's)."""
+    script = REPO / "benchmarks" / "kept_pieces.py"
+    proc = subprocess.run([sys.executable, str(script), "--repeat", "1", "--epochs", "1"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and " s |" in line]
+    assert [row.split("|")[1].split("(")[0].strip() for row in rows] == ["epoch means", "MLflow logger"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert all(math.isfinite(float(c.removesuffix(" s"))) and float(c.removesuffix(" s")) > 0 for c in cells[1:4]), row
