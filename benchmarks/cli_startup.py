@@ -1,6 +1,6 @@
 """Start-up time of `zoo --help` against `python -c pass`, and of a stage's heavy imports
 (torch, Lightning, MLflow and its sqlite store): plain, through
-``pipeline.startup.import_heavy``, and served by ``zoo warm``'s server, measured in the same run.
+``pipeline.plumbing.startup.import_heavy``, and served by ``zoo warm``'s server, measured in the same run.
 
     python benchmarks/cli_startup.py [--repeat 20] [--stage-repeat 7]
 
@@ -33,11 +33,11 @@ def median_seconds(cmd: list[str], repeat: int) -> float:
 
 
 PLAIN = "import torch, pytorch_lightning, mlflow, mlflow.store.tracking.sqlalchemy_store"
-PAUSED = "from pipeline.startup import import_heavy, stage_modules; import_heavy(*stage_modules('sqlite:///x.db'))"
+PAUSED = "from pipeline.plumbing.startup import import_heavy, stage_modules; import_heavy(*stage_modules('sqlite:///x.db'))"
 
 
-SERVED = "from pipeline.warm import delegate; delegate(); raise SystemExit('not served by the warm server')"
-STAND_IN = "pipeline.startup:import_heavy"  # what the served process runs: a stage's imports, done already in the server
+SERVED = "from pipeline.plumbing.warm import delegate; delegate(); raise SystemExit('not served by the warm server')"
+STAND_IN = "pipeline.plumbing.startup:import_heavy"  # what the served process runs: a stage's imports, done already in the server
 
 
 def stage_imports(repeat: int) -> tuple[float, float, float]:
@@ -50,7 +50,7 @@ def stage_imports(repeat: int) -> tuple[float, float, float]:
     env = dict(os.environ)
     folder = tempfile.mkdtemp(prefix="zoo-warm-bench-")
     socket_path = os.path.join(folder, "socket")
-    from pipeline.warm import server_command
+    from pipeline.plumbing.warm import server_command
 
     server = subprocess.Popen(
         server_command(socket_path, STAND_IN),

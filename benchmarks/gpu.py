@@ -46,7 +46,7 @@ def trainer_seconds(config, layout, name: str, per_epoch: int, epochs: int, prec
     import torch
 
     from lightning_modules import MODELS
-    from pipeline.resume import FiniteLoss, RandomState
+    from pipeline.training.resume import FiniteLoss, RandomState
     from pipeline.stages.fetch import verify
     from pipeline.tasks import TASKS
 
@@ -109,7 +109,7 @@ def main() -> None:
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
 
     from pipeline import config as config_mod
-    from pipeline.paths import Layout
+    from pipeline.plumbing.paths import Layout
     from pipeline.stages.fetch import fetch
     from pipeline.stages.train import quiet_lightning
     from training_loop import FAMILIES, loop_seconds, project, train_batches

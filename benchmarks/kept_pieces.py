@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, not this folder's pipeline.py
 
 from lightning_modules.base import ZooModule
-from pipeline.batched_logger import BatchedMLFlowLogger
+from pipeline.training.batched_logger import BatchedMLFlowLogger
 
 BATCHES, BATCH, LENGTH, HIDDEN = 60, 64, 20, 64
 

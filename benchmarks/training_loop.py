@@ -164,7 +164,7 @@ def main() -> None:
     family = {v: k for k, v in FAMILIES.items()}
 
     from pipeline import config as config_mod
-    from pipeline.paths import Layout
+    from pipeline.plumbing.paths import Layout
     from pipeline.stages.fetch import fetch
     from pipeline.stages.train import quiet_lightning
 

@@ -47,7 +47,7 @@ class EpochMeans:
     def log_epoch_means(self, stage: str) -> None:
         """Log the mean of every name that starts with ``<stage>_``, then forget them. Called
         by the epoch-end hooks; a callback that reads ``callback_metrics`` at the end of a
-        training epoch (``pipeline.history.EpochHistory``) may call it first, as Lightning runs
+        training epoch (``pipeline.training.history.EpochHistory``) may call it first, as Lightning runs
         callbacks' hooks before the module's. A second call in the same epoch logs nothing."""
         sums = self._epoch_sums()
         for name in [k for k in sums if k.startswith(f"{stage}_")]:

@@ -26,9 +26,9 @@ app = typer.Typer(
 
 _state = {"verbose": False, "params": None}
 _STARTED = time.perf_counter()  # process start, near enough: imports before this are light
-# A stage forked from the warm server (pipeline/warm.py) started when its `zoo` process did.
+# A stage forked from the warm server (pipeline/plumbing/warm.py) started when its `zoo` process did.
 # ZOO_WARM_STARTED and ZOO_WARM_SOCKET (below) are warm.STARTED_ENV and warm.ENV, spelt out
-# so that `zoo --help` need not import pipeline.warm.
+# so that `zoo --help` need not import pipeline.plumbing.warm.
 _WARM_STARTED = os.environ.pop("ZOO_WARM_STARTED", None)
 if _WARM_STARTED:
     _STARTED = float(_WARM_STARTED)
@@ -39,7 +39,7 @@ def _raw_names(section: str) -> list[str]:
     try:
         import yaml
 
-        from pipeline.paths import find_root
+        from pipeline.plumbing.paths import find_root
 
         raw = yaml.safe_load((find_root() / "params.yaml").read_text())
         return list((raw or {}).get(section) or {})
@@ -53,7 +53,7 @@ def _complete(section: str) -> Callable[[str], list[str]]:
 
 def _context():
     from pipeline import config as config_mod
-    from pipeline.paths import Layout
+    from pipeline.plumbing.paths import Layout
 
     layout = Layout.here()
     params = Path(_state["params"]) if _state["params"] else layout.params
@@ -62,7 +62,7 @@ def _context():
 
 def _run(action: Callable, overrides: Optional[List[str]] = None) -> None:
     """Run a command; a user's error ends in one line and its exit code (README: exit codes)."""
-    from pipeline.errors import EXIT_INTERRUPTED, ConfigError, ZooError
+    from pipeline.plumbing.errors import EXIT_INTERRUPTED, ConfigError, ZooError
 
     layout = None
     try:
@@ -127,7 +127,7 @@ def _log_traceback(layout) -> str:
     if _state["verbose"]:
         sys.stderr.write(text)
     try:
-        from pipeline.paths import Layout
+        from pipeline.plumbing.paths import Layout
 
         path = (layout or Layout.here()).log_file
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -297,8 +297,8 @@ def show(
     open_page: bool = typer.Option(False, "--open", help="Open reports/index.html in the browser as well."),
 ) -> None:
     """Print the leaderboard and the claims' verdicts from reports/ (what `zoo compare` wrote)."""
-    from pipeline.paths import Layout
-    from pipeline.show import show as render
+    from pipeline.plumbing.paths import Layout
+    from pipeline.reporting.show import show as render
 
     reports = Layout.here().reports
     try:
@@ -322,7 +322,7 @@ def ui(
     def action(config, layout):
         import os
 
-        from pipeline import tracking
+        from pipeline.plumbing import tracking
 
         uri = tracking.resolve_uri(config, layout)
         if uri.startswith(("http://", "https://")):
@@ -347,7 +347,7 @@ def warm(
     seconds a stage). `make repro` runs `zoo warm dvc repro`."""
     import shutil
 
-    from pipeline import warm as warm_mod
+    from pipeline.plumbing import warm as warm_mod
 
     if shutil.which(command[0]) is None:
         typer.echo(f"error: command not found: {command[0]}", err=True)
@@ -359,9 +359,9 @@ def warm(
 
 def _close_stale_runs() -> None:
     """After ``zoo warm COMMAND``: close the runs that killed trainings left RUNNING, and their
-    resume folders, in experiments whose outputs are complete again (``pipeline.leftovers``)."""
-    from pipeline.errors import ZooError
-    from pipeline.leftovers import sweep
+    resume folders, in experiments whose outputs are complete again (``pipeline.plumbing.leftovers``)."""
+    from pipeline.plumbing.errors import ZooError
+    from pipeline.plumbing.leftovers import sweep
 
     layout, params, config_mod = _context()
     if not params.is_file():
@@ -375,7 +375,7 @@ def _close_stale_runs() -> None:
 
 def main() -> None:
     if os.environ.get("ZOO_WARM_SOCKET"):  # under `zoo warm`: a stage runs in a process forked from its server
-        from pipeline.warm import delegate
+        from pipeline.plumbing.warm import delegate
 
         delegate(_STARTED)
     app()

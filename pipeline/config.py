@@ -14,8 +14,8 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline import trainer_keys
-from pipeline.errors import ConfigError
+from pipeline.plumbing import trainer_keys
+from pipeline.plumbing.errors import ConfigError
 
 
 class Strict(BaseModel):
@@ -29,7 +29,7 @@ class TrackingSettings(Strict):
 
 class TrainerSettings(BaseModel):
     """Handed to ``pytorch_lightning.Trainer`` as they are. Any other keyword of the Trainer that
-    takes a plain value may be set too (``pipeline.trainer_keys.MORE``, validated by
+    takes a plain value may be set too (``pipeline.plumbing.trainer_keys.MORE``, validated by
     ``validate_trainer``); those the zoo sets itself are refused with the reason."""
 
     model_config = ConfigDict(extra="allow", frozen=True)

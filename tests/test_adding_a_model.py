@@ -40,7 +40,7 @@ def test_a_gan_variant_in_one_file_and_one_registry_line_trains_evaluates_and_ra
     write_params(project, small_params)
 
     from pipeline import config as config_mod
-    from pipeline.paths import Layout
+    from pipeline.plumbing.paths import Layout
     from pipeline.stages.compare import compare
     from pipeline.stages.evaluate import evaluate
     from pipeline.stages.fetch import fetch

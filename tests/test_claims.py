@@ -1,4 +1,4 @@
-"""The claims' rules (``pipeline.claims``) on hand-made metrics in the per-seed form of
+"""The claims' rules (``pipeline.reporting.claims``) on hand-made metrics in the per-seed form of
 ``metrics/<experiment>.json``: each verdict, and each way a rule must refuse to pass."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import statistics
 
 import pytest
 
-from pipeline import claims
-from pipeline.claims import CEILING, NOT_ENOUGH, NOT_SUPPORTED, SUPPORTED
+from pipeline.reporting import claims
+from pipeline.reporting.claims import CEILING, NOT_ENOUGH, NOT_SUPPORTED, SUPPORTED
 
 
 def run(plateau=None, diverged=None, **per_seed) -> dict:

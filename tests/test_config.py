@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from conftest import write_params
 from pipeline import config as config_mod
 from pipeline.cli import app
-from pipeline.errors import ConfigError
+from pipeline.plumbing.errors import ConfigError
 
 runner = CliRunner()
 
@@ -165,7 +165,7 @@ def test_trainer_keys_cover_lightnings_signature_and_precisions():
     import typing
 
     import pytorch_lightning as pl
-    from pipeline import trainer_keys
+    from pipeline.plumbing import trainer_keys
 
     keywords = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
     known = set(config_mod.TrainerSettings.model_fields) | set(trainer_keys.MORE) | set(trainer_keys.REFUSED)

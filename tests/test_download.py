@@ -1,4 +1,4 @@
-"""``pipeline.download`` against a local HTTP server that misbehaves on purpose.
+"""``pipeline.plumbing.download`` against a local HTTP server that misbehaves on purpose.
 
 Every failure must end in one ``DataError`` line naming the URL and the cause, after the right
 number of attempts, with nothing left behind in the destination folder.
@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipeline.download import download, extract_tar
-from pipeline.errors import DataError
+from pipeline.plumbing.download import download, extract_tar
+from pipeline.plumbing.errors import DataError
 
 BODY = bytes(range(256)) * 40  # 10,240 bytes
 SHA256 = hashlib.sha256(BODY).hexdigest()

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import repo_params, shrink
 from pipeline import config as config_mod
-from pipeline.paths import Layout
+from pipeline.plumbing.paths import Layout
 from pipeline.tasks import TASKS
 
 PARAMS = shrink(repo_params())

@@ -23,8 +23,8 @@ import yaml
 
 from conftest import REPO, repo_params, shrink, write_params
 from pipeline import config as config_mod
-from pipeline.errors import TrainingError
-from pipeline.paths import Layout
+from pipeline.plumbing.errors import TrainingError
+from pipeline.plumbing.paths import Layout
 
 EXPERIMENT = "parity-lstm"
 
@@ -165,8 +165,8 @@ def test_ctrl_c_anywhere_in_an_epoch_resumes_exactly(tmp_path, uninterrupted, mo
     """Ctrl-C (the flag it sets) after an epoch's last training batch, in validation or at the
     epoch's end takes effect at the next epoch's first batch, a checkpoint that resumes
     exactly; in the last epoch the seed finishes first and then the stage stops."""
-    import pipeline.resume as resume_mod
-    from pipeline.errors import Interrupted
+    import pipeline.training.resume as resume_mod
+    from pipeline.plumbing.errors import Interrupted
     from pipeline.stages.fetch import fetch
     from pipeline.stages.train import train
 
@@ -202,7 +202,7 @@ def test_ctrl_c_anywhere_in_an_epoch_resumes_exactly(tmp_path, uninterrupted, mo
 
 
 def test_changed_settings_do_not_resume_an_old_checkpoint(tmp_path):
-    from pipeline.resume import ResumeState
+    from pipeline.training.resume import ResumeState
 
     state = ResumeState(tmp_path / "checkpoints" / "x", "fingerprint-a")
     state.start("run-1")

@@ -15,8 +15,8 @@ from torch import nn
 from lightning_modules import MODELS
 from lightning_modules import losses as L
 from lightning_modules.gan_networks import MinibatchDiscrimination
-from pipeline.loaders import batches
-from pipeline.metrics import class_histogram_metrics, frechet_distance, precision_recall
+from pipeline.training.loaders import batches
+from pipeline.evaluation.metrics import class_histogram_metrics, frechet_distance, precision_recall
 
 LOGITS_REAL = torch.tensor([2.0, -1.0, 0.5])
 LOGITS_FAKE = torch.tensor([-3.0, 0.0, 1.5])
@@ -321,7 +321,7 @@ def test_reference_classifier_reads_real_digits_almost_perfectly():
     """The sanity row: held-out real images score near-perfectly in the classifier's space."""
     from pipeline.config import ReferenceSettings
     from pipeline.datasets import SOURCES
-    from pipeline.reference import accuracy, train_reference
+    from pipeline.evaluation.reference_classifier import accuracy, train_reference
     from pipeline.tasks.images import image_metrics
 
     src = SOURCES["digits"]
@@ -343,7 +343,7 @@ def test_reference_classifier_reads_real_digits_almost_perfectly():
 
 def test_references_section_is_validated(small_params):
     from pipeline import config as config_mod
-    from pipeline.errors import ConfigError
+    from pipeline.plumbing.errors import ConfigError
 
     config = config_mod.validate(small_params)
     assert config.references["digits"].epochs >= 1
@@ -375,7 +375,7 @@ def test_mode_mass_rewards_coverage_and_quality_together():
 def test_mixture_callback_logs_the_evaluations_metrics_on_its_own_noise_for_early_stopping(tmp_path):
     from pytorch_lightning.callbacks import EarlyStopping
 
-    from pipeline.metrics import mixture_metrics
+    from pipeline.evaluation.metrics import mixture_metrics
     from pipeline.tasks.mixture import MixtureTask
     from pipeline.tasks.sample_callbacks import VALIDATION_NOISE_SEED, MixtureSampleMetrics, mode_mass_pct
 
@@ -404,7 +404,7 @@ def test_mixture_callback_logs_the_evaluations_metrics_on_its_own_noise_for_earl
 def test_image_callback_logs_frechet_distance_and_requested_class_for_conditional_models(name, tmp_path):
     from pytorch_lightning.callbacks import EarlyStopping
 
-    from pipeline.reference import ReferenceClassifier
+    from pipeline.evaluation.reference_classifier import ReferenceClassifier
     from pipeline.tasks.images import ImagesTask
     from pipeline.tasks.sample_callbacks import ImageSampleMetrics
 
@@ -434,7 +434,7 @@ def test_image_callback_logs_frechet_distance_and_requested_class_for_conditiona
 
 
 def test_tasks_give_their_sample_callbacks_and_monitor_them(tmp_path):
-    from pipeline.reference import ReferenceClassifier, save_reference
+    from pipeline.evaluation.reference_classifier import ReferenceClassifier, save_reference
     from pipeline.tasks.images import ImagesTask
     from pipeline.tasks.mixture import MixtureTask
     from pipeline.tasks.sample_callbacks import ImageSampleMetrics, MixtureSampleMetrics

@@ -1,4 +1,4 @@
-"""Training curves (pipeline/history.py): the rows every family's logged metrics become."""
+"""Training curves (pipeline/training/history.py): the rows every family's logged metrics become."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from pipeline.history import EpochHistory, epoch_rows, read_csv, to_csv
+from pipeline.training.history import EpochHistory, epoch_rows, read_csv, to_csv
 
 
 def test_epoch_rows_split_the_prefix_and_drop_diagnostics_and_non_finite_values():

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import serve_folder
 from pipeline.datasets import SOURCES
-from pipeline.errors import DataError
+from pipeline.plumbing.errors import DataError
 from pipeline.tasks.images import to_network_range
 
 

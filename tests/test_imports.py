@@ -159,7 +159,7 @@ def test_checkpoint_hyper_parameters_load(tmp_path, name, head, task_args):
 
 
 def _gc_state_after(code: str) -> dict:
-    code = "import gc, sys, json\nfrom pipeline.startup import import_heavy\n" + code
+    code = "import gc, sys, json\nfrom pipeline.plumbing.startup import import_heavy\n" + code
     code += "\nprint('STATE', json.dumps({'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count(), 'loaded': sorted(m for m in ('fractions', 'decimal') if m in sys.modules)}))\n"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -181,7 +181,7 @@ def test_a_stage_imports_its_heavy_modules_with_the_collector_paused_then_frozen
 
 
 def test_a_stage_imports_mlflows_database_store_only_for_a_database():
-    from pipeline.startup import DATABASE_STORE, HEAVY, stage_modules
+    from pipeline.plumbing.startup import DATABASE_STORE, HEAVY, stage_modules
 
     assert stage_modules("sqlite:////work/mlflow.db") == HEAVY + (DATABASE_STORE,)
     assert stage_modules("postgresql+psycopg2://u@db/mlflow") == HEAVY + (DATABASE_STORE,)

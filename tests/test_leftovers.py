@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from conftest import write_params
 from pipeline.cli import app
-from pipeline.paths import Layout
+from pipeline.plumbing.paths import Layout
 
 EXPERIMENT = "parity-rnn"
 runner = CliRunner()
@@ -69,11 +69,11 @@ def fetched(project):
 def train_failure_cases():
     return {
         # seed_run: the run exists, its dataset input cannot be logged
-        "after run creation": lambda mp: mp.setattr("pipeline.tracking.log_dataset", boom),
+        "after run creation": lambda mp: mp.setattr("pipeline.plumbing.tracking.log_dataset", boom),
         "during the first epoch": lambda mp: inject_callback(mp, FailAt("on_train_batch_end")),
         "ctrl-c in the first epoch": lambda mp: inject_callback(mp, FailAt("on_train_batch_end", exc=KeyboardInterrupt)),
         "saving the model": lambda mp: mp.setattr("pipeline.stages.train.keep_model", boom),
-        "logging the finished seed": lambda mp: mp.setattr("pipeline.tracking.log_metrics", boom),
+        "logging the finished seed": lambda mp: mp.setattr("pipeline.plumbing.tracking.log_metrics", boom),
     }
 
 
@@ -144,7 +144,7 @@ def evaluate_failure_cases():
 
     return {
         "measuring": lambda mp: mp.setattr(ParityTask, "evaluate", boom),
-        "logging into the training run": lambda mp: mp.setattr("pipeline.tracking.log_metrics", boom),
+        "logging into the training run": lambda mp: mp.setattr("pipeline.plumbing.tracking.log_metrics", boom),
         "logging into a new run (the training run deleted)": lambda mp: mp.setattr("mlflow.tracking.MlflowClient.log_artifacts", boom),
     }
 
@@ -217,7 +217,7 @@ def test_close_stale_runs_leaves_a_live_process_alone_and_closes_a_dead_ones(tra
     from mlflow.tracking import MlflowClient
 
     from pipeline import config as config_mod
-    from pipeline import leftovers
+    from pipeline.plumbing import leftovers
 
     client = MlflowClient(tracking_uri=f"sqlite:///{trained / 'mlflow.db'}")
     layout = Layout(trained)

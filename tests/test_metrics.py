@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.datasets.mixture import ring, ring_means
-from pipeline.metrics import accuracy_by_length, mixture_metrics
+from pipeline.evaluation.metrics import accuracy_by_length, mixture_metrics
 
 STD = 0.01
 MEANS = ring_means(ring.Settings(n_components=8, radius=1.0, std=STD))  # the reference ring

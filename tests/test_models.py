@@ -23,7 +23,7 @@ from lightning_modules.losses import (
     generator_loss_non_saturating,
 )
 from pipeline.datasets import parity
-from pipeline.loaders import batches
+from pipeline.training.loaders import batches
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),

@@ -43,7 +43,7 @@ def test_every_stage_runs(pipeline_copy):
     assert f"zoo warm: {len(expected)} stage processes forked from the warm server (imports" in output
 
 
-# The training record of every seed (pipeline.training_record); null where it does not apply.
+# The training record of every seed (pipeline.training.training_record); null where it does not apply.
 RECORD_METRICS = {"plateau", "diverged", "epochs", "best_epoch", "diverged_step", "epochs_to_target"}
 GRAD_NORM_METRICS = {"grad_norm_max", "grad_norm_p50", "grad_norm_p90", "grad_norm_p99"}  # automatic optimisation only
 MAY_BE_NULL = {"diverged_step", "epochs_to_target", "best_epoch"}
@@ -169,7 +169,8 @@ COMPARE_INPUTS = {
     "data/raw/parity/manifest.json": "data/raw",  # parity's longest training length
     "pipeline/tasks/parity.py": "pipeline/tasks",
     "lightning_modules/__init__.py": "lightning_modules/__init__.py",
-    **{f"pipeline/{f}": f"pipeline/{f}" for f in ("claims.py", "history.py", "report_page.py", "registry.py", "tracking.py", "stages/compare.py")},
+    **{f"pipeline/reporting/{f}": "pipeline/reporting" for f in ("claims.py", "report_page.py", "registry.py")},
+    **{f"pipeline/{f}": f"pipeline/{f}" for f in ("training/history.py", "plumbing/tracking.py", "stages/compare.py")},
 }
 
 

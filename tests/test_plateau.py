@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from pipeline.training_record import PlateauStopping
+from pipeline.training.training_record import PlateauStopping
 
 CURVE = [0, 0, 0, 0, 0, 0, 5, 10, 20, 20.5, 20.2, 20.4, 20.1, 20.3, 20.2, 20.0]  # the monitor per epoch
 

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from pipeline.metrics import _pairwise, precision_recall
+from pipeline.evaluation.metrics import _pairwise, precision_recall
 
 
 def all_pairs(real, fake, k):
@@ -43,7 +43,7 @@ def test_twenty_thousand_by_128_features_fit_in_two_gigabytes():
         import resource
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
         import numpy as np
-        from pipeline.metrics import precision_recall
+        from pipeline.evaluation.metrics import precision_recall
         rng = np.random.default_rng(0)
         real = rng.standard_normal((20000, 128)).astype(np.float32)
         fake = (rng.standard_normal((20000, 128)) + 0.5).astype(np.float32)

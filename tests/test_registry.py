@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import registry, tracking
+from pipeline.plumbing import tracking
+from pipeline.reporting import registry
 
 # The shape arguments a task gives its models, per head.
 MODEL_ARGS = {
@@ -98,7 +99,7 @@ def untrained(project: Path, config, name: str, metric, client) -> None:
     import pytorch_lightning as pl
 
     from lightning_modules import MODELS
-    from pipeline.paths import Layout
+    from pipeline.plumbing.paths import Layout
     from pipeline.stages.compare import ranking_of
     from pipeline.tasks import TASKS
 
@@ -131,7 +132,7 @@ def store_with(project, small_params, use_store):
     store. Returns (layout, config, client)."""
     from conftest import write_params
     from pipeline.config import load
-    from pipeline.paths import Layout
+    from pipeline.plumbing.paths import Layout
 
     def make(metrics: dict[str, float]):
         small_params["experiments"] = {k: small_params["experiments"][k] for k in metrics}
@@ -156,6 +157,12 @@ def champion_predicts(name: str):
     uri = registry.champion_uri(name)
     local = mlflow.artifacts.download_artifacts(uri)
     metadata = Model.load(local)
+    # The code it needs to load elsewhere: the whole pipeline package, subpackages included.
+    code = Path(local) / "code"
+    for module in ("pipeline/__init__.py", "pipeline/cli.py", "pipeline/reporting/registry.py", "pipeline/training/history.py",
+                   "pipeline/evaluation/metrics.py", "pipeline/plumbing/paths.py", "pipeline/stages/evaluate.py",
+                   "pipeline/tasks/__init__.py", "lightning_modules/__init__.py"):
+        assert (code / module).is_file(), module
     example = metadata.load_input_example(local)
     assert isinstance(example, np.ndarray) and len(example) >= 2
     model = mlflow.pytorch.load_model(uri)
@@ -260,7 +267,7 @@ def test_a_table_that_fails_to_register_is_reported_and_the_others_are_registere
 def test_the_champions_of_a_pipeline_run_load_and_predict(pipeline_copy, use_store):
     """After ``dvc repro``: each table's champion is its leaderboard's first experiment."""
     from pipeline.config import load
-    from pipeline.paths import Layout
+    from pipeline.plumbing.paths import Layout
     from pipeline.stages.compare import ranked, ranking_of
 
     dest, _, _ = pipeline_copy

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import claims
+from pipeline.reporting import claims
 
 
 # ------------------------------------------------------------------- the written reports
@@ -79,7 +79,7 @@ def test_compare_writes_claims_and_a_self_contained_page_and_logs_them(measured)
     from mlflow.tracking import MlflowClient
 
     from pipeline.config import load
-    from pipeline.paths import Layout
+    from pipeline.plumbing.paths import Layout
     from pipeline.stages.compare import compare
 
     project, pictures = measured
@@ -139,9 +139,9 @@ def test_compare_writes_claims_and_a_self_contained_page_and_logs_them(measured)
 
 def test_compare_with_nothing_measured_still_writes_every_report(project):
     from pipeline.config import load
-    from pipeline.paths import Layout
+    from pipeline.plumbing.paths import Layout
     from pipeline.stages.compare import leaderboard_markdown, tables
-    from pipeline.report_page import page
+    from pipeline.reporting.report_page import page
 
     layout = Layout(project)
     config = load(layout.params)
@@ -157,8 +157,8 @@ def test_comparison_data_overlays_each_tables_experiments_in_one_long_csv(measur
     import csv
 
     from pipeline.config import load
-    from pipeline.history import to_csv
-    from pipeline.paths import Layout
+    from pipeline.training.history import to_csv
+    from pipeline.plumbing.paths import Layout
     from pipeline.stages.compare import comparison_data
 
     project, _ = measured

@@ -13,7 +13,7 @@ from lightning_modules.decoding import END, PAD, START
 from lightning_modules.seq2seq import Bahdanau, Luong, Seq2Seq
 from lightning_modules.transformer import MultiHeadAttention, Transformer, TransformerLM
 from pipeline.datasets import captions, dates
-from pipeline.metrics import bleu, exact_match, mean_by, token_accuracy
+from pipeline.evaluation.metrics import bleu, exact_match, mean_by, token_accuracy
 from pipeline.tasks.seq2seq import LengthBuckets, teacher_forcing_arrays
 
 SRC_V, TGT_V = 20, 12

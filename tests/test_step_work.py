@@ -12,8 +12,8 @@ import torch
 from torch.nn import functional as F
 
 from lightning_modules import MODELS
-from pipeline.history import EpochHistory
-from pipeline.loaders import batches
+from pipeline.training.history import EpochHistory
+from pipeline.training.loaders import batches
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
@@ -123,8 +123,8 @@ def test_gan_loss_history_is_read_back_per_generator_step(tmp_path):
 ])
 def test_a_non_finite_loss_is_reported_at_its_first_step_when_checks_are_deferred(tmp_path, check_every, poisoned_from, batches_per_epoch, raised_at):
     from lightning_modules.recurrent import SequenceClassifier
-    from pipeline.errors import TrainingError
-    from pipeline.resume import FiniteLoss
+    from pipeline.plumbing.errors import TrainingError
+    from pipeline.training.resume import FiniteLoss
 
     class Poisoned(SequenceClassifier):
         def training_step(self, batch, batch_idx):
@@ -158,7 +158,7 @@ def history(client, run_id, key):
 
 
 def test_batched_logger_writes_when_due_on_request_and_at_the_end(tmp_path):
-    from pipeline.batched_logger import BatchedMLFlowLogger
+    from pipeline.training.batched_logger import BatchedMLFlowLogger
 
     client, run_id = mlflow_run(tmp_path)
     logger = BatchedMLFlowLogger(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", run_id=run_id, flush_every_s=3600)
@@ -182,7 +182,7 @@ def test_batched_logger_writes_when_due_on_request_and_at_the_end(tmp_path):
 def test_batched_logger_splits_large_batches_and_writes_every_call_when_the_interval_is_zero(tmp_path):
     from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 
-    from pipeline.batched_logger import BatchedMLFlowLogger
+    from pipeline.training.batched_logger import BatchedMLFlowLogger
 
     client, run_id = mlflow_run(tmp_path)
     logger = BatchedMLFlowLogger(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", run_id=run_id, flush_every_s=3600)
@@ -197,8 +197,8 @@ def test_batched_logger_splits_large_batches_and_writes_every_call_when_the_inte
 
 
 def test_checkpoints_are_taken_after_the_first_epoch_then_by_time_and_mlflow_holds_what_they_hold(tmp_path):
-    from pipeline.batched_logger import BatchedMLFlowLogger
-    from pipeline.resume import EpochCheckpoint
+    from pipeline.training.batched_logger import BatchedMLFlowLogger
+    from pipeline.training.resume import EpochCheckpoint
 
     def in_mlflow() -> tuple[list[int], int]:
         """The epochs MLflow has metrics of, and how many epochs' training loss (logged at the
@@ -244,7 +244,7 @@ def test_the_training_bar_is_drawn_only_on_a_terminal_and_not_at_every_step(monk
 
     from pytorch_lightning.callbacks import TQDMProgressBar
 
-    from pipeline.progress import TRAINING_BAR_REFRESH_STEPS, training_bar
+    from pipeline.plumbing.progress import TRAINING_BAR_REFRESH_STEPS, training_bar
 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
     assert training_bar(True) == (False, [])  # a log file: no redraws in it
@@ -259,7 +259,7 @@ def test_the_train_stage_profiles_only_when_asked(tmp_path, monkeypatch):
     from pytorch_lightning.profilers import PassThroughProfiler
 
     from pipeline import config as config_mod
-    from pipeline.paths import Layout
+    from pipeline.plumbing.paths import Layout
     from pipeline.stages.fetch import fetch
     from pipeline.stages.train import train
     from tests.test_faults import small_project

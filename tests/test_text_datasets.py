@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from pipeline.datasets import arithmetic, imdb, text
 from pipeline.datasets import xml as xmlgen
-from pipeline.errors import DataError
+from pipeline.plumbing.errors import DataError
 
 SPLITS = ("train", "val", "test")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 
 from pipeline import config as config_module
-from pipeline import tracking
-from pipeline.paths import Layout
+from pipeline.plumbing import tracking
+from pipeline.plumbing.paths import Layout
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,8 @@ import torch
 
 from conftest import write_params
 from pipeline import config as config_mod
-from pipeline.errors import ConfigError
-from pipeline.paths import Layout
+from pipeline.plumbing.errors import ConfigError
+from pipeline.plumbing.paths import Layout
 
 RECORD_KEYS = {"monitor", "mode", "stopped", "epochs", "best_epoch", "best_score", "epochs_to_target", "diverged_step", "grad_norm"}
 SEED_METRICS = {"plateau", "diverged", "epochs", "best_epoch", "diverged_step", "epochs_to_target", "grad_norm_max", "grad_norm_p50", "grad_norm_p90", "grad_norm_p99"}
@@ -208,7 +208,7 @@ def test_a_gan_that_diverges_is_recorded_too_and_has_no_gradient_norm(project, s
 
 
 def test_gradient_norm_statistics_are_the_global_norms_of_each_step():
-    from pipeline.training_record import GradientNorms
+    from pipeline.training.training_record import GradientNorms
 
     class Module(torch.nn.Module):
         automatic_optimization = True
@@ -264,7 +264,7 @@ def test_deferred_check_records_the_first_nonfinite_step_and_stops(monkeypatch):
     stops training at the read-back and records the first bad step, not the step it was read."""
     from types import SimpleNamespace
 
-    from pipeline.resume import FiniteLoss
+    from pipeline.training.resume import FiniteLoss
 
     guard = FiniteLoss("x", check_every=5, on_nonfinite="record")
     loop = SimpleNamespace(total_batch_idx=0)

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import serve_folder
 from pipeline.datasets import translation
-from pipeline.errors import DataError
+from pipeline.plumbing.errors import DataError
 
 LINES = [
     ("Go.", "Lopen!"), ("Hi.", "Hoi."), ("Run!", "Ren!"), ("Who?", "Wie?"), ("Wow!", "Da's niet niks!"),

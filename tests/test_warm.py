@@ -1,4 +1,4 @@
-"""The warm stage server (pipeline/warm.py, `zoo warm`): a served stage behaves as the `zoo`
+"""The warm stage server (pipeline/plumbing/warm.py, `zoo warm`): a served stage behaves as the `zoo`
 process would have (streams, folder, environment, exit status, Ctrl-C, being killed), runs
 cold when the server cannot serve it, and trains bit for bit the same model.
 
@@ -20,10 +20,10 @@ import pytest
 import torch
 
 from conftest import REPO
-from pipeline import warm
+from pipeline.plumbing import warm
 
 TESTS = Path(__file__).resolve().parent
-CLIENT = "import sys; from pipeline.warm import delegate; delegate(); print('ran cold', flush=True)"
+CLIENT = "import sys; from pipeline.plumbing.warm import delegate; delegate(); print('ran cold', flush=True)"
 
 
 def base_env() -> dict[str, str]:

@@ -33,8 +33,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.datasets.text import scratch_folder
-from pipeline.download import download
-from pipeline.errors import DataError
+from pipeline.plumbing.download import download
+from pipeline.plumbing.errors import DataError
 
 IMAGE_SOURCES = frozenset({"digits", "mnist", "cifar10"})  # the sources whose data are labelled images
 

@@ -29,8 +29,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.datasets.text import scratch_folder
-from pipeline.download import download
-from pipeline.errors import DataError
+from pipeline.plumbing.download import download
+from pipeline.plumbing.errors import DataError
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"

@@ -37,8 +37,8 @@ from types import SimpleNamespace
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipeline.download import download
-from pipeline.errors import DataError
+from pipeline.plumbing.download import download
+from pipeline.plumbing.errors import DataError
 
 UNKNOWN = "\ufffd"
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"

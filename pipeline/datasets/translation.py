@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.datasets.dates import SPECIALS
 from pipeline.datasets.text import scratch_folder
-from pipeline.download import download
-from pipeline.errors import DataError
+from pipeline.plumbing.download import download
+from pipeline.plumbing.errors import DataError
 
 URL = "https://www.manythings.org/anki/nld-eng.zip"
 

@@ -4,11 +4,11 @@ Reads ``metrics/<experiment>.json``, ``models/<experiment>/run.json``, ``plots/<
 and ``curves/<experiment>.csv`` of every experiment in ``params.yaml``; writes
 ``reports/leaderboard.md`` and the side-by-side plots, the data of DVC's comparison plots
 (``comparison/curves/<table>.csv``, ``comparison/by_length/<table>.csv``: dvc.yaml's top-level ``plots``),
-``reports/claims.md`` (the tutorial's claims judged by ``pipeline.claims``) and
+``reports/claims.md`` (the tutorial's claims judged by ``pipeline.reporting.claims``) and
 ``reports/index.html`` (all of it on one self-contained page, pictures embedded), and logs
 them to an MLflow run of their own (tag ``zoo.kind = report``, a ``zoo.claim.<n>`` tag per verdict)
 in the experiment ``tracking.experiment``. Then the best seed of the best experiment of each
-table becomes the ``champion`` of its model in the MLflow model registry (``pipeline.registry``).
+table becomes the ``champion`` of its model in the MLflow model registry (``pipeline.reporting.registry``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from pipeline import claims, leftovers, tracking
-from pipeline.atomic import atomic_dir
+from pipeline.plumbing import leftovers, tracking
+from pipeline.reporting import claims
+from pipeline.plumbing.atomic import atomic_dir
 
 
 def _read(path: Path) -> dict | None:
@@ -312,7 +313,7 @@ def comparison_data(config, layout, out_dir: Path) -> list[Path]:
     """
     import csv
 
-    from pipeline.history import SPLITS, read_csv
+    from pipeline.training.history import SPLITS, read_csv
     from pipeline.tasks import TASKS
 
     written = []
@@ -338,7 +339,7 @@ def comparison_data(config, layout, out_dir: Path) -> list[Path]:
 
 
 def compare(config, layout) -> Path:
-    from pipeline.report_page import page
+    from pipeline.reporting.report_page import page
     from pipeline.tasks import TASKS
 
     ranking = list(ranked(config, layout))
@@ -383,10 +384,10 @@ def compare(config, layout) -> Path:
 
 def register(config, layout, mlflow_client, uri: str, ranking) -> None:
     """Each table's best experiment becomes the ``champion`` of its registered model
-    (``pipeline.registry``); a table that fails is reported and the others go on."""
+    (``pipeline.reporting.registry``); a table that fails is reported and the others go on."""
     import sys
 
-    from pipeline.registry import register_champions
+    from pipeline.reporting.registry import register_champions
 
     for outcome in register_champions(config, layout, mlflow_client, uri, ranking):
         if outcome.action == "failed":

@@ -8,7 +8,7 @@ Writes ``metrics/<experiment>.json``:
                        "grad_norm_max", "grad_norm_p50", "grad_norm_p90", "grad_norm_p99"}}}
 
 A seed's entry holds the task's metrics and its training record (``run.json``, turned into
-numbers by ``pipeline.training_record.record_metrics``). Non-finite values are null; a
+numbers by ``pipeline.training.training_record.record_metrics``). Non-finite values are null; a
 top-level mean is over the seeds with a finite value (null when none has one), so top-level
 ``plateau`` is the fraction of seeds stopped on a plateau. ``plots/<experiment>/`` holds the
 first seed's plots, ``samples/<experiment>/`` its text outputs (for a task without any, a
@@ -26,11 +26,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pipeline import leftovers, tracking
-from pipeline.atomic import atomic_dir, write_json
-from pipeline.errors import ModelError
+from pipeline.plumbing import leftovers, tracking
+from pipeline.plumbing.atomic import atomic_dir, write_json
+from pipeline.plumbing.errors import ModelError
 from pipeline.stages.train import quiet_lightning
-from pipeline.startup import import_heavy, stage_modules
+from pipeline.plumbing.startup import import_heavy, stage_modules
 from pipeline.tasks.base import Evaluation
 
 
@@ -67,7 +67,7 @@ def evaluate(config, layout, name: str) -> Path:
     from lightning_modules import MODELS
     from pipeline.stages.fetch import verify
     from pipeline.tasks import TASKS
-    from pipeline.training_record import record_metrics
+    from pipeline.training.training_record import record_metrics
 
     exp = config.experiment(name)
     manifest = verify(config, layout, exp.dataset)
@@ -126,7 +126,7 @@ def evaluate_seed(config, layout, name: str, task, model, manifest, plots_dir: P
     result = task.evaluate(model, data_dir, manifest, plots_dir, seed, title=name, common=exp.common, **extra)
     flow_batch = task.gradient_flow_batch(data_dir, manifest, exp.common) if hasattr(model, "hidden_gradient_norms") else None
     if flow_batch is not None:
-        from pipeline.diagnostics import gradient_flow
+        from pipeline.evaluation.diagnostics import gradient_flow
 
         flow_metrics, flow_series = gradient_flow(model, flow_batch, seed, plots_dir, name)
         result = replace(result, metrics={**result.metrics, **flow_metrics}, series={**result.series, **flow_series})

@@ -12,8 +12,8 @@ import json
 import shutil
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir, write_json
-from pipeline.errors import DataError
+from pipeline.plumbing.atomic import atomic_dir, write_json
+from pipeline.plumbing.errors import DataError
 
 
 def sha256(path: Path) -> str:

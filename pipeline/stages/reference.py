@@ -15,9 +15,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline import tracking
-from pipeline.atomic import atomic_dir, write_json
-from pipeline.startup import import_heavy
+from pipeline.plumbing import tracking
+from pipeline.plumbing.atomic import atomic_dir, write_json
+from pipeline.plumbing.startup import import_heavy
 
 KIND_REFERENCE = "reference"
 
@@ -38,7 +38,7 @@ def reference(config, layout, dataset: str) -> Path:
 
     import torch
 
-    from pipeline.reference import accuracy, save_reference, train_reference
+    from pipeline.evaluation.reference_classifier import accuracy, save_reference, train_reference
     from pipeline.stages.fetch import verify
     from pipeline.tasks.images import image_metrics, load_images, n_classes_of
 

@@ -30,8 +30,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from pipeline.errors import ConfigError
-from pipeline.startup import import_heavy
+from pipeline.plumbing.errors import ConfigError
+from pipeline.plumbing.startup import import_heavy
 
 DEFAULT_N = {"answer": 5, "translate": 5, "caption": 8, "classify": 5, "points": 2500, "images": 64}
 MIN_SAMPLE_PIXELS = 48  # an image grid enlarges small samples (8×8 digits) by whole pixels to at least this side
@@ -190,7 +190,7 @@ def finish_text(c: Context, text: str, what: str) -> Sampled:
     """Text kinds: print ``text``; with --output also write it there."""
     if c.options.output is None:
         return Sampled(text, f"{c.name}: {what}, seed {c.seed} (printed above; nothing written)")
-    from pipeline.atomic import write_text
+    from pipeline.plumbing.atomic import write_text
 
     path = Path(c.options.output)
     write_text(path, text + "\n")
@@ -381,7 +381,7 @@ def draw_captions(images: np.ndarray, captions: list[str], rows: np.ndarray, tit
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipeline.atomic import atomic_path
+    from pipeline.plumbing.atomic import atomic_path
 
     n, height, width = images.shape
     fig, axes = plt.subplots(n, 1, figsize=(max(3.0, width / 8 * 0.9 + 1), 0.95 * n + 0.5), squeeze=False)
@@ -465,7 +465,7 @@ def sample_classify(c: Context) -> Sampled:
 def sample_points(c: Context) -> Sampled:
     import torch
 
-    from pipeline.metrics import mixture_metrics
+    from pipeline.evaluation.metrics import mixture_metrics
     from pipeline.tasks.base import load_split
     from pipeline.tasks.mixture import plot_samples
 
@@ -504,7 +504,7 @@ def image_grid(panels: list[np.ndarray], rows: int) -> np.ndarray:
 def write_png(grid: np.ndarray, path: Path) -> None:
     from matplotlib import image as mpimage
 
-    from pipeline.atomic import atomic_path
+    from pipeline.plumbing.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         if grid.shape[2] == 1:

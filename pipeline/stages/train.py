@@ -9,13 +9,13 @@ its best checkpoint by that monitor. Writes
     models/<experiment>/seed-<s>/curves.csv   its training curves
     models/<experiment>/run.json              {"experiment", "model", "task", "family",
         "parameters", "tracking_uri", "experiment_id",
-        "seeds": {"<s>": {"run_id": ..., "training": RECORD}}}   (pipeline.training_record)
+        "seeds": {"<s>": {"run_id": ..., "training": RECORD}}}   (pipeline.training.training_record)
     curves/<experiment>.csv                   the first seed's curves (a DVC plot)
 
 The folder is built under a temporary name and renamed into place only when every seed
 succeeded.
 
-A run that is killed or interrupted resumes where it stopped (``pipeline.resume``): the
+A run that is killed or interrupted resumes where it stopped (``pipeline.training.resume``): the
 next ``zoo train`` of the same experiment with the same settings keeps the seeds that had
 finished, and continues the unfinished one from its last checkpoint and in its MLflow run.
 A loss that becomes NaN stops training at once; with ``on_nonfinite_loss: fail`` (the
@@ -36,11 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import leftovers, tracking, trainer_keys
-from pipeline.atomic import atomic_dir, write_json, write_text
-from pipeline.errors import ConfigError, Interrupted
-from pipeline.progress import training_bar
-from pipeline.startup import import_heavy, stage_modules
+from pipeline.plumbing import leftovers, tracking, trainer_keys
+from pipeline.plumbing.atomic import atomic_dir, write_json, write_text
+from pipeline.plumbing.errors import ConfigError, Interrupted
+from pipeline.plumbing.progress import training_bar
+from pipeline.plumbing.startup import import_heavy, stage_modules
 
 
 def quiet_lightning() -> None:
@@ -202,7 +202,7 @@ def train_seeds_side_by_side(workers: int, config, layout, name: str, seeds: lis
     for seed in seeds:
         outcome = results[seed]
         if outcome[0] != "ok":
-            from pipeline.errors import ZooError
+            from pipeline.plumbing.errors import ZooError
 
             error = ZooError(outcome[2])
             error.exit_code = outcome[1]
@@ -218,7 +218,7 @@ def _seed_process(send, config, layout, name, seed, manifest, uri, experiment_id
     import torch
 
     from lightning_modules import MODELS
-    from pipeline.errors import ZooError
+    from pipeline.plumbing.errors import ZooError
     from pipeline.tasks import TASKS
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # the parent ignores it while it waits
@@ -253,10 +253,10 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
 def fit_seed(config, layout, name: str, seed: int, manifest, task, entry, uri, mlflow, experiment_id, setup_seconds: float, guard) -> Finished:
     import pytorch_lightning as pl
 
-    from pipeline.batched_logger import BatchedMLFlowLogger
-    from pipeline.history import EpochHistory
-    from pipeline.resume import AtomicCheckpointIO, BestCheckpoint, EpochCheckpoint, FiniteLoss, GracefulInterrupt, RandomState, ResumeState, checkpoint_step, fingerprint
-    from pipeline.training_record import GradientNorms, MonitorRecord, PlateauStopping, record
+    from pipeline.training.batched_logger import BatchedMLFlowLogger
+    from pipeline.training.history import EpochHistory
+    from pipeline.training.resume import AtomicCheckpointIO, BestCheckpoint, EpochCheckpoint, FiniteLoss, GracefulInterrupt, RandomState, ResumeState, checkpoint_step, fingerprint
+    from pipeline.training.training_record import GradientNorms, MonitorRecord, PlateauStopping, record
 
     started = time.perf_counter()
     exp = config.experiment(name)
@@ -392,7 +392,7 @@ def keep_model(trainer, best, checkpoint: Path) -> None:
     """Write the seed's model: the best checkpoint by the monitor; without one (no validation
     gave a finite value, e.g. divergence in the first epoch, or the model does not log the
     monitor) the weights as training ended. Every process calls it (saving is collective)."""
-    from pipeline.resume import save_atomically
+    from pipeline.training.resume import save_atomically
 
     kept = Path(best.best_model_path) if best.best_model_path else None
     if kept is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.loaders import batches
+from pipeline.training.loaders import batches
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
 
 PAD, START, END = 0, 1, 2  # pipeline.datasets.arithmetic's vocabulary

@@ -58,7 +58,7 @@ class Task:
         return []
 
     def gradient_flow_batch(self, data_dir: Path, manifest: dict, common):
-        """A batch of equal-length sequences for ``pipeline.diagnostics.gradient_flow``, or None."""
+        """A batch of equal-length sequences for ``pipeline.evaluation.diagnostics.gradient_flow``, or None."""
         return None
 
     def compare_plots(self, experiments: dict[str, str], layout, out_dir: Path) -> list[Path]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.atomic import atomic_path
+from pipeline.plumbing.atomic import atomic_path
 from pipeline.tasks.base import Column
 from pipeline.tasks.seq2seq import SequenceTask, _pyplot
 

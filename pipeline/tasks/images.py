@@ -1,7 +1,7 @@
 """Image GANs measured without downloaded weights (REFERENCE.md, "Metrics").
 
 A reference classifier trained by the pipeline on the real data (``zoo reference DATASET``,
-``pipeline.reference``) reads N generated images, N = the size of the held-out test split:
+``pipeline.evaluation.reference_classifier``) reads N generated images, N = the size of the held-out test split:
 
 - ``frechet_distance``: between Gaussians fitted to its penultimate-layer features of the
   real training images and of the N samples;
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.atomic import atomic_path
+from pipeline.plumbing.atomic import atomic_path
 from pipeline.datasets.images import IMAGE_SOURCES
-from pipeline.loaders import batches
-from pipeline.metrics import class_histogram_metrics, frechet_distance, precision_recall
+from pipeline.training.loaders import batches
+from pipeline.evaluation.metrics import class_histogram_metrics, frechet_distance, precision_recall
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
 
 INTERPOLATION_STEPS = 10
@@ -105,7 +105,7 @@ class ImagesTask(Task):
         """Each validation: the Fréchet distance (and, conditional, the requested-class
         accuracy) of ``N_VALIDATION_SAMPLES`` samples of a fixed noise set, in the reference
         classifier's features against the real training images."""
-        from pipeline.reference import load_reference
+        from pipeline.evaluation.reference_classifier import load_reference
         from pipeline.tasks.sample_callbacks import ImageSampleMetrics
 
         classifier = load_reference(reference_dir)
@@ -116,7 +116,7 @@ class ImagesTask(Task):
         return {"reference_dir": layout.reference_dir(dataset)}
 
     def evaluate(self, model, data_dir, manifest, plots_dir, seed, title, common=None, reference_dir: Path | None = None):
-        from pipeline.reference import load_reference
+        from pipeline.evaluation.reference_classifier import load_reference
 
         classifier = load_reference(reference_dir)
         n_classes = n_classes_of(data_dir)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.progress import progress
-from pipeline.loaders import batches
+from pipeline.plumbing.progress import progress
+from pipeline.training.loaders import batches
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
 
 EVAL_ROWS = 16

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.atomic import atomic_path
-from pipeline.loaders import batches
-from pipeline.metrics import mixture_metrics
+from pipeline.plumbing.atomic import atomic_path
+from pipeline.training.loaders import batches
+from pipeline.evaluation.metrics import mixture_metrics
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
 
 N_EVAL_SAMPLES = 2500  # REFERENCE.md: metrics on 2,500 samples

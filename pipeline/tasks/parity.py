@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.atomic import atomic_path, write_text
-from pipeline.loaders import batches
-from pipeline.metrics import accuracy_by_length
+from pipeline.plumbing.atomic import atomic_path, write_text
+from pipeline.training.loaders import batches
+from pipeline.evaluation.metrics import accuracy_by_length
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
 
 

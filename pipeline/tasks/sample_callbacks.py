@@ -5,7 +5,7 @@ trade against each other), so each validation epoch these callbacks draw a fixed
 latent vectors, pass it through the generator and log what the evaluation measures:
 
 - ``MixtureSampleMetrics`` (2-D mixtures): ``val_modes_covered``, ``val_high_quality_pct``,
-  ``val_reverse_kl`` (``pipeline.metrics.mixture_metrics``) and ``val_mode_mass_pct``
+  ``val_reverse_kl`` (``pipeline.evaluation.metrics.mixture_metrics``) and ``val_mode_mass_pct``
   (``mode_mass_pct``), the task's monitor;
 - ``ImageSampleMetrics`` (images): ``val_frechet_distance`` in the reference classifier's
   features against the real training images, and for conditional models
@@ -22,7 +22,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from pipeline.metrics import frechet_distance, mixture_metrics
+from pipeline.evaluation.metrics import frechet_distance, mixture_metrics
 
 VALIDATION_NOISE_SEED = 1_000_003  # + the run's seed; the evaluation draws from Generator(seed)
 

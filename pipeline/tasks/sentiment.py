@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.loaders import batches
+from pipeline.training.loaders import batches
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
 
 KEYS = ["tokens", "lengths", "labels"]

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from pipeline.atomic import atomic_path, write_text
-from pipeline.progress import progress
-from pipeline.loaders import batch_loader, batches
-from pipeline.metrics import bleu, exact_match, mean_by, token_accuracy
+from pipeline.plumbing.atomic import atomic_path, write_text
+from pipeline.plumbing.progress import progress
+from pipeline.training.loaders import batch_loader, batches
+from pipeline.evaluation.metrics import bleu, exact_match, mean_by, token_accuracy
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
 from pipeline.tasks.parity import read_curve
 

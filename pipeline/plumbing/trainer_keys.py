@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional, Union
 
-from pipeline.errors import ConfigError
+from pipeline.plumbing.errors import ConfigError
 
 # Lightning's accepted ``precision`` values (``lightning_fabric.connector._PRECISION_INPUT``).
 PRECISIONS: tuple[Union[int, str], ...] = (

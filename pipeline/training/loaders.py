@@ -9,7 +9,7 @@ The shuffled order of an epoch is a function of (seed, epoch) alone: Lightning c
 ``set_epoch`` before each epoch, so a run resumed from a checkpoint sees the same batches
 as an uninterrupted one. The loader is resumable in Lightning's sense (``state_dict`` /
 ``load_state_dict``): a checkpoint taken in the middle of an epoch records how many batches
-of it were trained on (``pipeline.resume.RandomState`` keeps ``position`` current), and the
+of it were trained on (``pipeline.training.resume.RandomState`` keeps ``position`` current), and the
 resumed epoch skips them.
 """
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlparse
 
-from pipeline.errors import TrackingError
+from pipeline.plumbing.errors import TrackingError
 
 KIND_EXPERIMENT = "experiment"
 KIND_REPORT = "report"

@@ -9,7 +9,7 @@ epochs are 20 steps of ~8 ms, the epoch-end write alone was 5% of training time.
 ``BatchedMLFlowLogger`` keeps each metric with the time it was logged and writes what has
 gathered in one ``log_batch``
 - at most every ``flush_every_s`` seconds (10 by default: the dashboard lags that much),
-- when a checkpoint is saved (``pipeline.resume.EpochCheckpoint`` asks: the store then holds
+- when a checkpoint is saved (``pipeline.training.resume.EpochCheckpoint`` asks: the store then holds
   at least what the checkpoint does, so a run resumed after a kill has a whole history), and
   again right after the metrics that Lightning logs at the same epoch's end,
 - when training ends, fails or is interrupted (Lightning calls ``finalize``).

@@ -21,7 +21,7 @@ from typing import Any
 
 from pytorch_lightning import Callback
 
-from pipeline.atomic import write_text
+from pipeline.plumbing.atomic import write_text
 
 COLUMNS = ("epoch", "metric", "split", "value")
 SPLITS = {"train": "train", "val": "validation"}

@@ -12,7 +12,7 @@ import html
 import re
 from pathlib import Path
 
-from pipeline.claims import CEILING, NOT_ENOUGH, STATISTICS, SUPPORTED, ClaimResult, verdict_label
+from pipeline.reporting.claims import CEILING, NOT_ENOUGH, STATISTICS, SUPPORTED, ClaimResult, verdict_label
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }

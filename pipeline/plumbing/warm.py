@@ -437,9 +437,9 @@ def _finish(code: int) -> None:
 
 def preload() -> None:
     """What a stage imports from outside the project, with the collector paused and frozen
-    (``pipeline.startup``): torch, Lightning, MLflow and its database store, and the plotting
+    (``pipeline.plumbing.startup``): torch, Lightning, MLflow and its database store, and the plotting
     and data libraries the stages use."""
-    from pipeline.startup import DATABASE_STORE, HEAVY, import_heavy
+    from pipeline.plumbing.startup import DATABASE_STORE, HEAVY, import_heavy
 
     import matplotlib
 
@@ -454,7 +454,7 @@ def server_command(path: str, target: str = DEFAULT_TARGET, preload_modules: boo
     """The command line of a server on socket ``path`` that forks ``target`` ("module:function")
     for each request, after the stages' imports (``preload``) unless ``preload_modules`` is
     false. It prints "ready" on stdout once it listens, and a summary on stderr when it ends."""
-    code = "import sys; from pipeline.warm import _server_main; _server_main(sys.argv[1:])"
+    code = "import sys; from pipeline.plumbing.warm import _server_main; _server_main(sys.argv[1:])"
     return [sys.executable, "-c", code, path, target, "1" if preload_modules else "0"]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.atomic import atomic_path
+from pipeline.plumbing.atomic import atomic_path
 
 
 def gradient_flow(model, batch, seed: int, plots_dir: Path, title: str) -> tuple[dict[str, float], dict[str, dict[int, float]]]:

@@ -25,7 +25,7 @@ import socket
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.errors import Interrupted
+from pipeline.plumbing.errors import Interrupted
 
 TAG_PID = "zoo.pid"
 TAG_HOST = "zoo.host"
@@ -92,7 +92,7 @@ def close_dead_seed(uri: str, layout, name: str, seed: int) -> None:
     """A seed's process died without a word (killed, out of memory): close the run it opened as
     KILLED, and drop its resume folder when nothing in it can be resumed. Run by the stage that
     forked it (``pipeline.stages.train.train_seeds_side_by_side``)."""
-    from pipeline import tracking
+    from pipeline.plumbing import tracking
 
     try:
         meta = json.loads((layout.seed_resume_dir(name, seed) / "resume.json").read_text(encoding="utf-8"))
@@ -216,8 +216,8 @@ def drop_superseded(config, layout, name: str) -> None:
 
 
 def _fingerprint(config, layout, name: str, seed: int) -> str | None:
-    """``pipeline.resume.fingerprint`` under the current settings (None: the data is not there)."""
-    from pipeline.resume import fingerprint
+    """``pipeline.training.resume.fingerprint`` under the current settings (None: the data is not there)."""
+    from pipeline.training.resume import fingerprint
 
     try:
         manifest = json.loads((layout.dataset(config.experiment(name).dataset) / "manifest.json").read_text(encoding="utf-8"))
@@ -232,7 +232,7 @@ def sweep(config, layout) -> None:
     Never fails the command it follows."""
     import sys
 
-    from pipeline import tracking
+    from pipeline.plumbing import tracking
 
     # A killed training always leaves its resume folder: without one, nothing to look for (and no
     # store is opened, or created, by `zoo warm dvc status` in a fresh clone).

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pipeline.errors import ModelError
+from pipeline.plumbing.errors import ModelError
 
 FILE = "classifier.pt"
 

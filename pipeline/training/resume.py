@@ -38,8 +38,8 @@ import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.plugins import TorchCheckpointIO
 
-from pipeline.atomic import atomic_path, write_json
-from pipeline.errors import TrainingError
+from pipeline.plumbing.atomic import atomic_path, write_json
+from pipeline.plumbing.errors import TrainingError
 
 CHECKPOINT = "last.ckpt"
 META = "resume.json"
@@ -115,7 +115,7 @@ def checkpoint_step(path: Path) -> int:
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer, writing to a temporary file next to the checkpoint and
-    renaming it (``pipeline.atomic``): a kill while writing leaves the previous checkpoint
+    renaming it (``pipeline.plumbing.atomic``): a kill while writing leaves the previous checkpoint
     whole. (Lightning's own writer stages the file in the system's temporary folder, which may
     be on another file system, where the final move is a copy.) The train stage hands it to
     the ``Trainer`` (``plugins=``), so ``BestCheckpoint`` and every ``trainer.save_checkpoint``
@@ -149,7 +149,7 @@ class EpochCheckpoint(Callback):
     kill while writing leaves the previous one intact: after the first epoch, then at an
     epoch's end once ``min_interval_s`` have passed since the last save (every epoch when
     epochs are longer). On Ctrl-C the state at that moment is saved too. Before saving it has
-    the loggers that batch their writes (``pipeline.batched_logger``) write what they hold, so
+    the loggers that batch their writes (``pipeline.training.batched_logger``) write what they hold, so
     MLflow has every metric the checkpoint has."""
 
     min_interval_s = 30.0

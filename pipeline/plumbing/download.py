@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from pipeline.errors import DataError
-from pipeline.progress import wanted as progress_wanted
+from pipeline.plumbing.errors import DataError
+from pipeline.plumbing.progress import wanted as progress_wanted
 
 TRANSIENT_STATUS = {429}  # plus every 5xx
 

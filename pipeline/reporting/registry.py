@@ -319,8 +319,17 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
-def _log_and_register(client, uri, task, name, experiment, exp, run_id, checkpoint, tags, detail, started, seed) -> Outcome:
+def code_paths() -> list[str]:
+    """The folders logged with every registered model (``code_paths``), which its pickled
+    classes need to load: the whole ``pipeline`` package (its subpackages included, this
+    module among them) and ``lightning_modules``."""
     import lightning_modules
+    import pipeline
+
+    return [str(Path(package.__file__).resolve().parent) for package in (pipeline, lightning_modules)]
+
+
+def _log_and_register(client, uri, task, name, experiment, exp, run_id, checkpoint, tags, detail, started, seed) -> Outcome:
     import mlflow.pytorch
 
     from lightning_modules import MODELS
@@ -330,7 +339,7 @@ def _log_and_register(client, uri, task, name, experiment, exp, run_id, checkpoi
     wrapper, example = wrap(model, task.head)
     with torch.no_grad():
         output = wrapper(example)
-    code = [str(Path(__file__).resolve().parent), str(Path(lightning_modules.__file__).resolve().parent)]
+    code = code_paths()
     # The logged model belongs to the run's experiment: made here, since MLflow would put a
     # model logged without an active run into its default experiment ("0").
     source = client.get_run(run_id)

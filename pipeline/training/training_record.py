@@ -32,7 +32,7 @@ import pytorch_lightning as pl
 from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import EarlyStopping
 
-from pipeline.errors import ConfigError
+from pipeline.plumbing.errors import ConfigError
 
 
 class MonitorRecord(Callback):

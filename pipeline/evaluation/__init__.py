@@ -1,0 +1,1 @@
+"""Evaluation: the metrics, the image datasets' reference classifier, gradient-flow diagnostics."""

@@ -1,0 +1,1 @@
+"""The training runtime: batches, training curves, resuming, batched MLflow logging, the training record."""
