@@ -57,10 +57,8 @@ class GANBase(ZooModule):
         super().__init__()
         if (data_dim is None) == (image_shape is None):
             raise ValueError("give exactly one of data_dim (2-D points) and image_shape (images)")
-        self.settings = type(self).Settings(**settings)
-        # every setting, defaults included, so a checkpoint does not depend on later defaults
         image_shape = list(image_shape) if image_shape is not None else None
-        self.save_hyperparameters({"data_dim": data_dim, "image_shape": image_shape, "n_classes": n_classes, **self.settings.model_dump()})
+        self.settings = self.save_settings({"data_dim": data_dim, "image_shape": image_shape, "n_classes": n_classes}, settings)
         self.automatic_optimization = False
         self.data_dim = data_dim
         self.image_shape = tuple(image_shape) if image_shape is not None else None
