@@ -26,6 +26,8 @@ to be looked at over the caption, and most regions of these images are blank mar
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -53,16 +55,14 @@ class Captioner(EncoderDecoder):
 class ShowTell(Captioner):
     Settings = CaptionerSettings
 
-    def __init__(self, *, target_vocab_size: int, image_height: int, image_width: int, channels: int = 64,
-                 embedding_dim: int = 32, hidden_size: int = 128, forget_bias: float = 1.0, teacher_forcing: float = 1.0,
-                 beam_width: int = 3, lr: float = 3e-3, weight_decay: float = 0.0):
+    def __init__(self, *, target_vocab_size: int, image_height: int, image_width: int, **settings: Any):
         super().__init__()
-        self.save_hyperparameters()
-        self.cnn = feature_grid(channels)
-        self.image_embedding = nn.Linear(channels * (image_height // 2) * (image_width // 2), embedding_dim)  # W_I
-        self.target_embedding = nn.Embedding(target_vocab_size, embedding_dim)
-        self.decoder = Recurrent("lstm", embedding_dim, hidden_size, forget_bias=forget_bias)
-        self.head = nn.Linear(hidden_size, target_vocab_size)
+        s = self.settings = self.save_settings({"target_vocab_size": target_vocab_size, "image_height": image_height, "image_width": image_width}, settings)
+        self.cnn = feature_grid(s.channels)
+        self.image_embedding = nn.Linear(s.channels * (image_height // 2) * (image_width // 2), s.embedding_dim)  # W_I
+        self.target_embedding = nn.Embedding(target_vocab_size, s.embedding_dim)
+        self.decoder = Recurrent("lstm", s.embedding_dim, s.hidden_size, forget_bias=s.forget_bias)
+        self.head = nn.Linear(s.hidden_size, target_vocab_size)
 
     def image_input(self, images):
         return self.image_embedding(self.annotations(images).flatten(1))  # x_{-1}, (B, E)
@@ -83,22 +83,20 @@ class ShowTell(Captioner):
 class ShowAttendTell(Captioner):
     Settings = AttentionSettings
 
-    def __init__(self, *, target_vocab_size: int, image_height: int, image_width: int, channels: int = 64,
-                 embedding_dim: int = 32, hidden_size: int = 128, forget_bias: float = 1.0, teacher_forcing: float = 1.0,
-                 beam_width: int = 3, attention_size: int = 64, lr: float = 3e-3, weight_decay: float = 0.0):
+    def __init__(self, *, target_vocab_size: int, image_height: int, image_width: int, **settings: Any):
         super().__init__()
-        self.save_hyperparameters()
+        s = self.settings = self.save_settings({"target_vocab_size": target_vocab_size, "image_height": image_height, "image_width": image_width}, settings)
         self.grid_shape = (image_height // 2, image_width // 2)
-        self.cnn = feature_grid(channels)
-        self.positions = nn.Parameter(torch.randn(self.grid_shape[0] * self.grid_shape[1], channels) * 0.1)  # P_i
-        self.init_h, self.init_c = nn.Linear(channels, hidden_size), nn.Linear(channels, hidden_size)
-        self.W_a, self.U_a = nn.Linear(channels, attention_size), nn.Linear(hidden_size, attention_size, bias=False)
-        self.v = nn.Linear(attention_size, 1, bias=False)
-        self.f_beta = nn.Linear(hidden_size, 1)
-        self.target_embedding = nn.Embedding(target_vocab_size, embedding_dim)
-        self.decoder = Recurrent("lstm", embedding_dim + channels, hidden_size, forget_bias=forget_bias)
-        self.L_h, self.L_z = nn.Linear(hidden_size, embedding_dim), nn.Linear(channels, embedding_dim, bias=False)
-        self.L_o = nn.Linear(embedding_dim, target_vocab_size)
+        self.cnn = feature_grid(s.channels)
+        self.positions = nn.Parameter(torch.randn(self.grid_shape[0] * self.grid_shape[1], s.channels) * 0.1)  # P_i
+        self.init_h, self.init_c = nn.Linear(s.channels, s.hidden_size), nn.Linear(s.channels, s.hidden_size)
+        self.W_a, self.U_a = nn.Linear(s.channels, s.attention_size), nn.Linear(s.hidden_size, s.attention_size, bias=False)
+        self.v = nn.Linear(s.attention_size, 1, bias=False)
+        self.f_beta = nn.Linear(s.hidden_size, 1)
+        self.target_embedding = nn.Embedding(target_vocab_size, s.embedding_dim)
+        self.decoder = Recurrent("lstm", s.embedding_dim + s.channels, s.hidden_size, forget_bias=s.forget_bias)
+        self.L_h, self.L_z = nn.Linear(s.hidden_size, s.embedding_dim), nn.Linear(s.channels, s.embedding_dim, bias=False)
+        self.L_o = nn.Linear(s.embedding_dim, target_vocab_size)
 
     def encode(self, source, source_lengths=None):
         a = self.annotations(source) + self.positions

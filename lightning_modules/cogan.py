@@ -18,6 +18,7 @@ from torch import nn
 
 from lightning_modules import gan_networks as nets
 from lightning_modules.gan import DCGAN
+from lightning_modules.gan_base import Picture
 from lightning_modules.losses import discriminator_loss
 
 
@@ -46,6 +47,15 @@ class CoGAN(DCGAN):
 
     def generate(self, z, labels=None):
         return self.generate_pair(z)[0]
+
+    @torch.no_grad()
+    def sample_domains(self, n, generator=None):
+        a, b = self.generate_pair(self.noise(n, generator))
+        return {"A": a, "B": b}
+
+    def extra_pictures(self, z):
+        a, b = self.generate_pair(z[:16])
+        return [Picture("pairs.png", torch.cat([a, b]), 2, "the same 16 noise vectors in domain A (top) and B (bottom)", ["A", "B"])]
 
     def domain_critic(self, domain: str, x: torch.Tensor) -> torch.Tensor:
         return self.discriminator["shared"](self.discriminator[domain](x)).squeeze(1)

@@ -12,15 +12,17 @@ loss plot. ``fixed_noise`` is a batch of latent vectors drawn from seed 0, the s
 run with the same ``latent_dim``, so pictures of different epochs and models are comparable.
 
 A subclass changes only what differs: the two losses (``critic_loss``, ``generator_loss``),
-the networks (``build_networks``), the optimisers (``make_optimizer``) or a hook after each
-critic step (``after_critic_step``, WGAN's clipping). The networks are MLPs when the task gives
+the networks (``build_networks``), the optimisers (``make_optimizer``), a hook after each
+critic step (``after_critic_step``, WGAN's clipping), and what it shows beyond samples
+(``sample_domains``: CoGAN's two domains; ``extra_pictures``: LAPGAN's pyramid). The networks are MLPs when the task gives
 ``data_dim`` (2-D points) and DCGAN convolutional networks when it gives ``image_shape``.
 Batches are ``(x,)`` or ``(x, label)`` or ``(x, label, x_other)`` (CoGAN's second domain).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -30,6 +32,19 @@ from lightning_modules.base import ZooModule
 from lightning_modules.settings import GANBaseSettings
 
 FIXED_NOISE = 64
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A picture a model adds to its evaluation's (``GANBase.extra_pictures``): ``images``
+    (N, C, S, S) in [−1, 1] laid out in ``rows`` rows, written as ``file`` in the experiment's
+    plots folder, titled with the experiment and ``caption``; ``row_labels`` name the rows."""
+
+    file: str
+    images: torch.Tensor
+    rows: int
+    caption: str
+    row_labels: Optional[list[str]] = None
 
 
 class GANBase(ZooModule):
@@ -42,10 +57,8 @@ class GANBase(ZooModule):
         super().__init__()
         if (data_dim is None) == (image_shape is None):
             raise ValueError("give exactly one of data_dim (2-D points) and image_shape (images)")
-        self.settings = type(self).Settings(**settings)
-        # every setting, defaults included, so a checkpoint does not depend on later defaults
         image_shape = list(image_shape) if image_shape is not None else None
-        self.save_hyperparameters({"data_dim": data_dim, "image_shape": image_shape, "n_classes": n_classes, **self.settings.model_dump()})
+        self.settings = self.save_settings({"data_dim": data_dim, "image_shape": image_shape, "n_classes": n_classes}, settings)
         self.automatic_optimization = False
         self.data_dim = data_dim
         self.image_shape = tuple(image_shape) if image_shape is not None else None
@@ -128,6 +141,19 @@ class GANBase(ZooModule):
         if labels is not None:
             labels = labels.to(self.device)
         return self.generate(self.noise(n, generator), labels)
+
+    # ------------------------------------------------------------------- what a model shows
+
+    @torch.no_grad()
+    def sample_domains(self, n: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """``n`` samples in each of the model's domains from the same noise, by domain name
+        (``zoo sample`` shows them side by side). One domain, unnamed, by default; CoGAN: A and B."""
+        return {"": self.sample(n, generator=generator)}
+
+    def extra_pictures(self, z: torch.Tensor) -> list[Picture]:
+        """Pictures of this model beyond the task's own (samples, interpolation, losses),
+        drawn from the fixed noise ``z`` at evaluation: CoGAN's pairs, LAPGAN's pyramid levels."""
+        return []
 
     # ------------------------------------------------------------------------------ losses
 

@@ -11,7 +11,7 @@ writes the result). Bits per character = loss in nats / ln 2.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -23,27 +23,11 @@ from lightning_modules.settings import LanguageModelSettings
 class LanguageModel(RecurrentModel):
     Settings = LanguageModelSettings  # reads left to right: no bidirectional setting
 
-    def __init__(
-        self,
-        *,
-        cell: str,
-        vocab_size: int,
-        embedding_dim: int = 16,
-        hidden_size: int = 64,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        forget_bias: float = 1.0,
-        init_scale: Optional[float] = None,
-        fused: bool = True,
-        lr: float = 3e-3,
-        weight_decay: float = 0.0,
-        optimizer: str = "adam",
-        momentum: float = 0.0,
-    ):
+    def __init__(self, *, cell: str, vocab_size: int, **settings: Any):
         super().__init__()
-        self.save_hyperparameters()
-        self._build_recurrent(cell, vocab_size, embedding_dim, hidden_size, num_layers, dropout, False, forget_bias, init_scale, fused)
-        self.head = nn.Linear(hidden_size, vocab_size)
+        s = self.settings = self.save_settings({"cell": cell, "vocab_size": vocab_size}, settings)
+        self._build_recurrent(cell, vocab_size, s.embedding_dim, s.hidden_size, s.num_layers, s.dropout, False, s.forget_bias, s.init_scale, s.fused)
+        self.head = nn.Linear(s.hidden_size, vocab_size)
 
     def encode(self, batch, record_states: bool = False, state=None):
         inputs = batch[0]

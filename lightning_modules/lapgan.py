@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from lightning_modules import gan_networks as nets
 from lightning_modules.gan import GAN
+from lightning_modules.gan_base import Picture
 from lightning_modules.losses import discriminator_loss
 from lightning_modules.settings import LAPGANSettings
 
@@ -81,6 +82,12 @@ class LAPGAN(GAN):
 
     def generate(self, z, labels=None):
         return self.pyramid(z)[-1]
+
+    def extra_pictures(self, z):
+        levels = self.pyramid(z[:8])
+        side = levels[-1].shape[-1]
+        shown = torch.cat([F.interpolate(level, size=side, mode="nearest") for level in levels])
+        return [Picture("pyramid.png", shown, len(levels), "pyramid levels, coarse (top) to fine", [f"{lv.shape[-1]}×{lv.shape[-1]}" for lv in levels])]
 
     @torch.no_grad()
     def sample(self, n, generator=None, labels=None):

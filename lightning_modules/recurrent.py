@@ -21,7 +21,7 @@ Shared by every recurrent model (``RecurrentModel``):
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -100,29 +100,11 @@ def is_recurrent_weight(name: str) -> bool:
 class SequenceClassifier(RecurrentModel):
     Settings = SequenceClassifierSettings
 
-    def __init__(
-        self,
-        *,
-        cell: str,
-        vocab_size: int,
-        n_classes: int,
-        embedding_dim: int = 16,
-        hidden_size: int = 64,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        forget_bias: float = 1.0,
-        init_scale: Optional[float] = None,
-        fused: bool = True,
-        lr: float = 3e-3,
-        weight_decay: float = 0.0,
-        optimizer: str = "adam",
-        momentum: float = 0.0,
-    ):
+    def __init__(self, *, cell: str, vocab_size: int, n_classes: int, **settings: Any):
         super().__init__()
-        self.save_hyperparameters()
-        self._build_recurrent(cell, vocab_size, embedding_dim, hidden_size, num_layers, dropout, bidirectional, forget_bias, init_scale, fused)
-        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), n_classes)
+        s = self.settings = self.save_settings({"cell": cell, "vocab_size": vocab_size, "n_classes": n_classes}, settings)
+        self._build_recurrent(cell, vocab_size, s.embedding_dim, s.hidden_size, s.num_layers, s.dropout, s.bidirectional, s.forget_bias, s.init_scale, s.fused)
+        self.head = nn.Linear(s.hidden_size * (2 if s.bidirectional else 1), n_classes)
 
     def encode(self, batch, record_states: bool = False):
         tokens, lengths = batch[0], batch[1]

@@ -31,6 +31,8 @@ attention weights always index the source as written.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -80,16 +82,13 @@ class Seq2Seq(RecurrentEncoderDecoder):
 
     Settings = Seq2SeqSettings
 
-    def __init__(self, *, source_vocab_size: int, target_vocab_size: int, cell: str = "lstm", embedding_dim: int = 32,
-                 hidden_size: int = 128, num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = False,
-                 reverse_source: bool = True, forget_bias: float = 1.0, teacher_forcing: float = 1.0, beam_width: int = 4,
-                 lr: float = 3e-3, weight_decay: float = 0.0):
+    def __init__(self, *, source_vocab_size: int, target_vocab_size: int, **settings: Any):
         super().__init__()
-        self.save_hyperparameters()
-        self._build(source_vocab_size, target_vocab_size, cell, embedding_dim, hidden_size, num_layers, dropout, bidirectional, forget_bias)
-        if bidirectional:
-            self.bridge = nn.Linear(2 * hidden_size, hidden_size)
-        self.head = nn.Linear(hidden_size, target_vocab_size)
+        s = self.settings = self.save_settings({"source_vocab_size": source_vocab_size, "target_vocab_size": target_vocab_size}, settings)
+        self._build(source_vocab_size, target_vocab_size, s.cell, s.embedding_dim, s.hidden_size, s.num_layers, s.dropout, s.bidirectional, s.forget_bias)
+        if s.bidirectional:
+            self.bridge = nn.Linear(2 * s.hidden_size, s.hidden_size)
+        self.head = nn.Linear(s.hidden_size, target_vocab_size)
 
     def encode(self, source, source_lengths):
         _, _, out = self.run_encoder(source, source_lengths)
@@ -111,19 +110,16 @@ class Bahdanau(RecurrentEncoderDecoder):
 
     Settings = BahdanauSettings
 
-    def __init__(self, *, source_vocab_size: int, target_vocab_size: int, cell: str = "lstm", embedding_dim: int = 32,
-                 hidden_size: int = 128, num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = True,
-                 reverse_source: bool = False, forget_bias: float = 1.0, teacher_forcing: float = 1.0, beam_width: int = 4,
-                 attention_size: int = 128, lr: float = 3e-3, weight_decay: float = 0.0):
+    def __init__(self, *, source_vocab_size: int, target_vocab_size: int, **settings: Any):
         super().__init__()
-        self.save_hyperparameters()
-        self.decoder_extra_input = hidden_size * (2 if bidirectional else 1)
-        self._build(source_vocab_size, target_vocab_size, cell, embedding_dim, hidden_size, num_layers, dropout, bidirectional, forget_bias)
-        self.bridge = nn.Linear(hidden_size, hidden_size)  # W_s
-        self.W_a = nn.Linear(hidden_size, attention_size, bias=False)
-        self.U_a = nn.Linear(self.memory_size, attention_size)
-        self.v = nn.Linear(attention_size, 1, bias=False)
-        self.out = nn.Linear(hidden_size + embedding_dim + self.memory_size, target_vocab_size)
+        s = self.settings = self.save_settings({"source_vocab_size": source_vocab_size, "target_vocab_size": target_vocab_size}, settings)
+        self.decoder_extra_input = s.hidden_size * (2 if s.bidirectional else 1)
+        self._build(source_vocab_size, target_vocab_size, s.cell, s.embedding_dim, s.hidden_size, s.num_layers, s.dropout, s.bidirectional, s.forget_bias)
+        self.bridge = nn.Linear(s.hidden_size, s.hidden_size)  # W_s
+        self.W_a = nn.Linear(s.hidden_size, s.attention_size, bias=False)
+        self.U_a = nn.Linear(self.memory_size, s.attention_size)
+        self.v = nn.Linear(s.attention_size, 1, bias=False)
+        self.out = nn.Linear(s.hidden_size + s.embedding_dim + self.memory_size, target_vocab_size)
 
     def encode(self, source, source_lengths):
         memory, mask, out = self.run_encoder(source, source_lengths)
@@ -147,20 +143,17 @@ class Luong(RecurrentEncoderDecoder):
 
     Settings = LuongSettings
 
-    def __init__(self, *, source_vocab_size: int, target_vocab_size: int, cell: str = "lstm", embedding_dim: int = 32,
-                 hidden_size: int = 128, num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = False,
-                 reverse_source: bool = False, forget_bias: float = 1.0, teacher_forcing: float = 1.0, beam_width: int = 4,
-                 score: str = "general", lr: float = 3e-3, weight_decay: float = 0.0):
+    def __init__(self, *, source_vocab_size: int, target_vocab_size: int, **settings: Any):
         super().__init__()
-        self.save_hyperparameters()
-        self.decoder_extra_input = hidden_size  # input feeding: h̃_{t-1}
-        self._build(source_vocab_size, target_vocab_size, cell, embedding_dim, hidden_size, num_layers, dropout, bidirectional, forget_bias)
-        if bidirectional:
-            self.bridge = nn.Linear(2 * hidden_size, hidden_size)
-        if score == "general":
-            self.W_a = nn.Linear(self.memory_size, hidden_size, bias=False)  # s_tᵀ W_a h̄ = s_t · (W_a h̄)
-        self.W_c = nn.Linear(self.memory_size + hidden_size, hidden_size, bias=False)
-        self.W_s = nn.Linear(hidden_size, target_vocab_size)
+        s = self.settings = self.save_settings({"source_vocab_size": source_vocab_size, "target_vocab_size": target_vocab_size}, settings)
+        self.decoder_extra_input = s.hidden_size  # input feeding: h̃_{t-1}
+        self._build(source_vocab_size, target_vocab_size, s.cell, s.embedding_dim, s.hidden_size, s.num_layers, s.dropout, s.bidirectional, s.forget_bias)
+        if s.bidirectional:
+            self.bridge = nn.Linear(2 * s.hidden_size, s.hidden_size)
+        if s.score == "general":
+            self.W_a = nn.Linear(self.memory_size, s.hidden_size, bias=False)  # s_tᵀ W_a h̄ = s_t · (W_a h̄)
+        self.W_c = nn.Linear(self.memory_size + s.hidden_size, s.hidden_size, bias=False)
+        self.W_s = nn.Linear(s.hidden_size, target_vocab_size)
 
     def encode(self, source, source_lengths):
         memory, mask, out = self.run_encoder(source, source_lengths)

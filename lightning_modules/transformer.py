@@ -33,7 +33,7 @@ gives, but never more context than training used.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import pytorch_lightning as pl
 import torch
@@ -124,18 +124,15 @@ def transformer_optimizer(module: pl.LightningModule):
 class Transformer(EncoderDecoder):
     Settings = TransformerSettings
 
-    def __init__(self, *, source_vocab_size: int, target_vocab_size: int, d_model: int = 64, heads: int = 4,
-                 encoder_layers: int = 2, decoder_layers: int = 2, ff_size: int = 256, dropout: float = 0.1,
-                 warmup_steps: int = 200, teacher_forcing: float = 1.0, beam_width: int = 4, lr: float = 1e-3,
-                 weight_decay: float = 0.0):
+    def __init__(self, *, source_vocab_size: int, target_vocab_size: int, **settings: Any):
         super().__init__()
-        self.save_hyperparameters()
-        self.source_embedding = nn.Embedding(source_vocab_size, d_model)
-        self.target_embedding = nn.Embedding(target_vocab_size, d_model)
-        self.encoder = nn.ModuleList(Layer(d_model, heads, ff_size, dropout, cross=False) for _ in range(encoder_layers))
-        self.decoder = nn.ModuleList(Layer(d_model, heads, ff_size, dropout, cross=True) for _ in range(decoder_layers))
-        self.head = nn.Linear(d_model, target_vocab_size)
-        self.dropout = nn.Dropout(dropout)
+        s = self.settings = self.save_settings({"source_vocab_size": source_vocab_size, "target_vocab_size": target_vocab_size}, settings)
+        self.source_embedding = nn.Embedding(source_vocab_size, s.d_model)
+        self.target_embedding = nn.Embedding(target_vocab_size, s.d_model)
+        self.encoder = nn.ModuleList(Layer(s.d_model, s.heads, s.ff_size, s.dropout, cross=False) for _ in range(s.encoder_layers))
+        self.decoder = nn.ModuleList(Layer(s.d_model, s.heads, s.ff_size, s.dropout, cross=True) for _ in range(s.decoder_layers))
+        self.head = nn.Linear(s.d_model, target_vocab_size)
+        self.dropout = nn.Dropout(s.dropout)
         init_embeddings(self.source_embedding, self.target_embedding)
 
     def embed(self, embedding: nn.Embedding, tokens: Tensor) -> Tensor:
@@ -185,15 +182,13 @@ class TransformerLM(ZooModule):
 
     Settings = TransformerLMSettings
 
-    def __init__(self, *, vocab_size: int, d_model: int = 128, heads: int = 4, layers: int = 2, ff_size: int = 512,
-                 dropout: float = 0.1, context_length: int = 128, warmup_steps: int = 200, lr: float = 1e-3,
-                 weight_decay: float = 0.0):
+    def __init__(self, *, vocab_size: int, **settings: Any):
         super().__init__()
-        self.save_hyperparameters()
-        self.embedding = nn.Embedding(vocab_size, d_model)
-        self.layers = nn.ModuleList(Layer(d_model, heads, ff_size, dropout, cross=False) for _ in range(layers))
-        self.head = nn.Linear(d_model, vocab_size)
-        self.dropout = nn.Dropout(dropout)
+        s = self.settings = self.save_settings({"vocab_size": vocab_size}, settings)
+        self.embedding = nn.Embedding(vocab_size, s.d_model)
+        self.layers = nn.ModuleList(Layer(s.d_model, s.heads, s.ff_size, s.dropout, cross=False) for _ in range(s.layers))
+        self.head = nn.Linear(s.d_model, vocab_size)
+        self.dropout = nn.Dropout(s.dropout)
         init_embeddings(self.embedding)
 
     def logits(self, tokens: Tensor, offset: int = 0, span: Optional[int] = None) -> Tensor:

@@ -197,7 +197,8 @@ def test_the_train_and_evaluate_stages_freeze_after_importing_torch_lightning_an
 
     from pipeline.stages import evaluate, reference, sample, train
 
-    for func, first_heavy in ((train.train, "TASKS["), (evaluate.evaluate, "TASKS["), (reference.reference, "import torch"), (sample.sample, "TASKS[")):
+    for func, first_heavy in ((train.verify_inputs, "TASKS["),  # train()'s first step
+                              (evaluate.evaluate, "TASKS["), (reference.reference, "import torch"), (sample.sample, "TASKS[")):
         source = inspect.getsource(func)
         assert "import_heavy(" in source, func.__qualname__
         assert source.index("import_heavy(") < source.index(first_heavy), func.__qualname__

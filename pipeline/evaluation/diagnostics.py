@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.plumbing.atomic import atomic_path
+from pipeline.tasks.figures import pyplot, save_figure
 
 
 def gradient_flow(model, batch, seed: int, plots_dir: Path, title: str) -> tuple[dict[str, float], dict[str, dict[int, float]]]:
@@ -36,10 +36,7 @@ def gradient_flow(model, batch, seed: int, plots_dir: Path, title: str) -> tuple
 
 
 def plot_gradient_flow(curves: dict[str, np.ndarray], title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, norms in curves.items():
@@ -48,6 +45,4 @@ def plot_gradient_flow(curves: dict[str, np.ndarray], title: str, path: Path) ->
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)

@@ -1,6 +1,6 @@
 """``zoo sample EXPERIMENT``: generate from a trained model (the first seed's, ``models/<experiment>/seed-<s>/model.ckpt``).
 
-What comes out depends on the kind of the experiment's task (the head its model was trained with):
+What comes out depends on the kind of the experiment's task (its ``Task.sample_kind``):
 
 | kind      | tasks              | options                           | output                                            |
 |-----------|--------------------|-----------------------------------|---------------------------------------------------|
@@ -32,19 +32,10 @@ import numpy as np
 
 from pipeline.plumbing.errors import ConfigError
 from pipeline.plumbing.startup import import_heavy
+from pipeline.tasks.figures import write_png
 
 DEFAULT_N = {"answer": 5, "translate": 5, "caption": 8, "classify": 5, "points": 2500, "images": 64}
 MIN_SAMPLE_PIXELS = 48  # an image grid enlarges small samples (8×8 digits) by whole pixels to at least this side
-SHOWN_CHARACTERS = 70  # a test input longer than this is cut when printed
-
-KIND_OF_HEAD = {
-    "language-model": "text",
-    "seq2seq": "translate",
-    "captioner": "caption",
-    "classifier": "classify",
-    "sampler-2d": "points",
-    "sampler-image": "images",
-}
 DESCRIPTION = {
     "text": "a language model",
     "answer": "an arithmetic model",
@@ -63,7 +54,6 @@ APPLIES = {  # besides --seed and --output, which every kind takes
     "points": ("n",),
     "images": ("n", "label"),
 }
-CLASS_NAMES = {"parity": ("even", "odd"), "sentiment": ("negative", "positive")}  # label 0, 1
 
 
 @dataclass(frozen=True)
@@ -109,9 +99,10 @@ class Context:
 
 
 def kind_of(task) -> str:
-    if task.name == "arithmetic":  # a language model that answers: read a±b, write the result
-        return "answer"
-    return KIND_OF_HEAD[task.head]
+    """What the task says ``zoo sample`` does with its models (``Task.sample_kind``)."""
+    if task.sample_kind not in SAMPLERS:
+        raise ConfigError("", f"task {task.name} has no sample kind ``zoo sample`` knows (sample_kind {task.sample_kind!r}; known: {', '.join(SAMPLERS)})")
+    return task.sample_kind
 
 
 def check_options(name: str, exp, kind: str, options: Options) -> None:
@@ -206,10 +197,6 @@ def subset(split: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarr
     return {k: v[rows] for k, v in split.items()}
 
 
-def cut(text: str, limit: int = SHOWN_CHARACTERS) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 # ------------------------------------------------------------------------------ text
 
 
@@ -288,16 +275,6 @@ def sample_answer(c: Context) -> Sampled:
 # ------------------------------------------------------------------------------ seq2seq and captions
 
 
-def source_tokens(task_name: str, text: str) -> list[str]:
-    """The tokens the dataset cut its sources into: characters (``dates``) or lower-cased
-    Moses tokens (``translation``, as ``pipeline.datasets.translation`` reads English)."""
-    if task_name == "translation":
-        from sacremoses import MosesTokenizer
-
-        return MosesTokenizer(lang="en").tokenize(text.lower(), escape=False)
-    return list(text)
-
-
 def decode_batch(model, arrays: list[np.ndarray], max_length: int, beam: int) -> list[list[int]]:
     """Beam search of width ``beam`` (1: greedy, ``lightning_modules.decoding``): token ids up to END."""
     import torch
@@ -329,7 +306,7 @@ def sample_translate(c: Context) -> Sampled:
     if c.options.input is not None:
         index = {str(t): i for i, t in enumerate(vocab["source_tokens"])}
         unk = SPECIALS.index("<unk>")
-        tokens = source_tokens(c.task.name, c.options.input)
+        tokens = c.task.source_tokens(c.options.input)
         ids = np.array([[index.get(t, unk) for t in tokens]], dtype=np.int64)
         (out,) = decode_batch(c.model, [ids, np.array([len(tokens)], dtype=np.int64)], max_length, beam)
         unknown = sum(t not in index for t in tokens)
@@ -376,13 +353,9 @@ def sample_caption(c: Context) -> Sampled:
 
 def draw_captions(images: np.ndarray, captions: list[str], rows: np.ndarray, title: str, path: Path) -> None:
     """One captioned image per row (grey levels 0 .. 1, dark strokes on white as the task's attention pictures)."""
-    import matplotlib
+    from pipeline.tasks.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from pipeline.plumbing.atomic import atomic_path
-
+    plt = pyplot()
     n, height, width = images.shape
     fig, axes = plt.subplots(n, 1, figsize=(max(3.0, width / 8 * 0.9 + 1), 0.95 * n + 0.5), squeeze=False)
     for ax, image, caption, row in zip(axes[:, 0], images, captions, rows):
@@ -392,40 +365,10 @@ def draw_captions(images: np.ndarray, captions: list[str], rows: np.ndarray, tit
         ax.set_yticks([])
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------ classifiers
-
-
-def classifier_tokens(c: Context, text: str) -> list[int]:
-    """--input as the dataset encodes it: bits for ``parity``; IMDb's tokens for ``sentiment``."""
-    if c.task.name == "parity":
-        bits = "".join(text.split())
-        if set(bits) - {"0", "1"}:
-            raise ConfigError("", f"--input: parity reads a string of 0s and 1s, e.g. 0110101 (got {text!r})")
-        return [int(b) for b in bits]
-    from pipeline.datasets.imdb import tokenize
-    from pipeline.tasks.base import load_split
-
-    words = load_split(c.data_dir, "vocab")["words"]
-    index = {str(w): i for i, w in enumerate(words)}
-    limit = c.config.dataset(c.exp.dataset).settings.max_length
-    ids = [index.get(t, 1) for t in tokenize(text)[:limit]]  # 1 = <unk>
-    if not ids:
-        raise ConfigError("", f"--input: no words in {text!r}")
-    return ids
-
-
-def describe_tokens(c: Context, tokens: np.ndarray) -> str:
-    if c.task.name == "parity":
-        return "".join(str(int(t)) for t in tokens)
-    from pipeline.tasks.base import load_split
-
-    words = load_split(c.data_dir, "vocab")["words"]
-    return cut(" ".join(str(words[int(t)]) for t in tokens))
 
 
 def sample_classify(c: Context) -> Sampled:
@@ -433,7 +376,7 @@ def sample_classify(c: Context) -> Sampled:
 
     from pipeline.tasks.base import load_split
 
-    names = CLASS_NAMES.get(c.task.name) or tuple(str(k) for k in range(int(c.model.hparams.n_classes)))
+    names = c.task.class_names or tuple(str(k) for k in range(int(c.model.hparams.n_classes)))
 
     def probabilities(tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -441,7 +384,7 @@ def sample_classify(c: Context) -> Sampled:
         return torch.softmax(logits.float(), dim=-1).numpy()
 
     if c.options.input is not None:
-        ids = classifier_tokens(c, c.options.input)
+        ids = c.task.encode_text(c.options.input, c.data_dir, c.config.dataset(c.exp.dataset).settings)
         p = probabilities(np.array([ids]), np.array([len(ids)]))[0]
         k = int(p.argmax())
         return finish_text(c, f"{names[k]} (probability {p[k]:.3f})", f"the class of --input ({len(ids)} tokens)")
@@ -454,7 +397,7 @@ def sample_classify(c: Context) -> Sampled:
     for i in range(len(rows)):
         k, label = int(p[i].argmax()), int(part["labels"][i])
         right += k == label
-        line = f"{describe_tokens(c, part['tokens'][i, : int(part['lengths'][i])])} -> {names[k]} (probability {p[i, k]:.3f})"
+        line = f"{c.task.show_tokens(part['tokens'][i, : int(part['lengths'][i])], c.data_dir)} -> {names[k]} (probability {p[i, k]:.3f})"
         lines.append(line if k == label else f"{line}   (label: {names[label]})")
     return finish_text(c, "\n".join(lines), f"{len(lines)} test examples, {right} right")
 
@@ -486,12 +429,12 @@ def grid_rows(n: int) -> int:
 
 def image_grid(panels: list[np.ndarray], rows: int) -> np.ndarray:
     """Samples (N, C, S, S) in [−1, 1] of each panel laid out in ``rows`` rows
-    (``pipeline.tasks.images._mosaic``, 1-pixel white lines), panels side by side, every pixel
+    (``pipeline.tasks.figures.mosaic``, 1-pixel white lines), panels side by side, every pixel
     enlarged to whole k×k blocks so a sample is at least ``MIN_SAMPLE_PIXELS`` wide: (H, W, C) in [0, 1]."""
-    from pipeline.tasks.images import _mosaic
+    from pipeline.tasks.figures import mosaic
 
     side = panels[0].shape[-1]
-    mosaics = [_mosaic(p, rows) for p in panels]
+    mosaics = [mosaic(p, rows) for p in panels]
     gap = np.ones((mosaics[0].shape[0], side, mosaics[0].shape[2]), dtype=np.float32)
     parts = [mosaics[0]]
     for m in mosaics[1:]:
@@ -501,16 +444,12 @@ def image_grid(panels: list[np.ndarray], rows: int) -> np.ndarray:
     return grid.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
-def write_png(grid: np.ndarray, path: Path) -> None:
-    from matplotlib import image as mpimage
-
-    from pipeline.plumbing.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        if grid.shape[2] == 1:
-            mpimage.imsave(tmp, grid[:, :, 0], cmap="gray", vmin=0.0, vmax=1.0, format="png")
-        else:
-            mpimage.imsave(tmp, grid, format="png")
+def describe_domains(n: int, names: list[str]) -> str:
+    if len(names) == 1:
+        return f"{n} samples"
+    if len(names) == 2:
+        return f"{n} pairs, domain {names[0]} (left) and {names[1]} (right) from the same noise"
+    return f"{n} samples in each of the domains {', '.join(names)} (left to right) from the same noise"
 
 
 def sample_images(c: Context) -> Sampled:
@@ -523,10 +462,7 @@ def sample_images(c: Context) -> Sampled:
     generator = torch.Generator().manual_seed(c.seed)
     rows = grid_rows(n)
     with torch.no_grad():
-        if hasattr(model, "generate_pair"):  # CoGAN: the same noise in both domains
-            panels = [x.cpu().numpy() for x in model.generate_pair(model.noise(n, generator))]
-            what = f"{n} pairs, domain A (left) and B (right) from the same noise"
-        elif model.conditional and c.options.label is not None:
+        if model.conditional and c.options.label is not None:
             if not 0 <= c.options.label < model.n_classes:
                 raise ConfigError("", f"--label: experiment '{c.name}' has classes 0 .. {model.n_classes - 1} (got {c.options.label})")
             labels = torch.full((n,), c.options.label, dtype=torch.long)
@@ -540,9 +476,10 @@ def sample_images(c: Context) -> Sampled:
             blank = np.ones((rows * k - n, *images.shape[1:]), dtype=images.dtype)  # white, as the grid lines
             panels = [np.concatenate([images, blank])]
             what = f"{n} samples, one column per class ({', '.join(names)})"
-        else:
-            panels = [model.sample(n, generator=generator).cpu().numpy()]
-            what = f"{n} samples"
+        else:  # one panel per domain the model generates (CoGAN: A and B), from the same noise
+            domains = model.sample_domains(n, generator)
+            panels = [x.cpu().numpy() for x in domains.values()]
+            what = describe_domains(n, list(domains))
     grid = image_grid(panels, rows)
     path = picture_path(c)
     write_png(grid, path)

@@ -77,30 +77,14 @@ class Finished:
 
 
 def train(config, layout, name: str) -> Path:
-    from lightning_modules import MODELS
-    from pipeline.stages.fetch import verify
-    from pipeline.tasks import TASKS
-
     started = time.perf_counter()
-    exp = config.experiment(name)
-    manifest = verify(config, layout, exp.dataset)
-    uri = tracking.resolve_uri(config, layout)
-    tracking.check_reachable(uri)
-    import_heavy(*stage_modules(uri))  # before the task's and model's modules, which import torch and Lightning
-    task, entry = TASKS[exp.task], MODELS[exp.model]
-    quiet_lightning()
-    trainer_keys.check_available(exp.trainer, f"experiments.{name}.trainer")  # before anything is written
-
-    rank_zero = tracking.is_rank_zero()
+    exp, manifest, uri, task, entry = verify_inputs(config, layout, name)
     seeds = config.experiment_seeds(name)
     workers = seed_workers(config, exp, len(seeds))
     if workers > 1:
         # Each process opens its own database connections: none may cross the fork.
         os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
-    mlflow = experiment_id = None
-    if rank_zero:
-        mlflow = tracking.client(uri)
-        experiment_id = tracking.experiment_id(mlflow, uri, tracking.experiment_name(config, exp.task), layout)
+    mlflow, experiment_id = open_tracking(config, layout, exp, uri)
     setup_seconds = time.perf_counter() - started
     if workers > 1:
         finished = train_seeds_side_by_side(workers, config, layout, name, seeds, manifest, uri, experiment_id, setup_seconds)
@@ -109,9 +93,41 @@ def train(config, layout, name: str) -> Path:
             train_seed(config, layout, name, seed, manifest, task, entry, uri, mlflow, experiment_id, setup_seconds if i == 0 else 0.0)
             for i, seed in enumerate(seeds)
         ]
-    if not rank_zero:
-        return layout.checkpoint(name, seeds[0])
+    if mlflow is not None:  # rank zero: the experiment's outputs
+        save_experiment(layout, name, exp, entry, uri, experiment_id, finished)
+    return layout.checkpoint(name, seeds[0])
 
+
+def verify_inputs(config, layout, name: str):
+    """The experiment, its verified dataset's manifest, the reachable tracking URI, its task and
+    model entry; the heavy imports done and the trainer's keys checked before anything is written."""
+    from lightning_modules import MODELS
+    from pipeline.stages.fetch import verify
+    from pipeline.tasks import TASKS
+
+    exp = config.experiment(name)
+    manifest = verify(config, layout, exp.dataset)
+    uri = tracking.resolve_uri(config, layout)
+    tracking.check_reachable(uri)
+    import_heavy(*stage_modules(uri))  # before the task's and model's modules, which import torch and Lightning
+    task, entry = TASKS[exp.task], MODELS[exp.model]
+    quiet_lightning()
+    trainer_keys.check_available(exp.trainer, f"experiments.{name}.trainer")  # before anything is written
+    return exp, manifest, uri, task, entry
+
+
+def open_tracking(config, layout, exp, uri: str):
+    """(MLflow client, experiment id) on rank zero; (None, None) on the other ranks."""
+    if not tracking.is_rank_zero():
+        return None, None
+    mlflow = tracking.client(uri)
+    return mlflow, tracking.experiment_id(mlflow, uri, tracking.experiment_name(config, exp.task), layout)
+
+
+def save_experiment(layout, name: str, exp, entry, uri: str, experiment_id, finished: list[Finished]) -> None:
+    """The trained seeds' folders and run.json moved into models/<experiment>/ at once, the
+    first seed's curves copied to curves/<experiment>.csv, the resume folder removed."""
+    first = finished[0].seed
     with atomic_dir(layout.model_dir(name)) as tmp:
         for seed_result in finished:
             folder = tmp / layout.seed_dir(name, seed_result.seed).name
@@ -132,14 +148,13 @@ def train(config, layout, name: str) -> Path:
             }, indent=2) + "\n",
         )
     layout.curves(name).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(layout.seed_dir(name, seeds[0]) / "curves.csv", layout.curves(name))
+    shutil.copyfile(layout.seed_dir(name, first) / "curves.csv", layout.curves(name))
     shutil.rmtree(layout.resume_dir(name), ignore_errors=True)
     outcomes = ", ".join(f"seed {r.seed} {r.training['stopped']} after {r.training['epochs']} epochs" for r in finished)
     print(
         f"trained {name} ({outcomes}): {layout.model_dir(name).relative_to(layout.root)}/seed-*/model.ckpt, "
         f"curves {layout.curves(name).relative_to(layout.root)}"
     )
-    return layout.checkpoint(name, seeds[0])
 
 
 def seed_workers(config, exp, n_seeds: int) -> int:
@@ -250,29 +265,83 @@ def train_seed(config, layout, name: str, seed: int, manifest, task, entry, uri,
         raise
 
 
-def fit_seed(config, layout, name: str, seed: int, manifest, task, entry, uri, mlflow, experiment_id, setup_seconds: float, guard) -> Finished:
-    import pytorch_lightning as pl
+@dataclass
+class SeedSetup:
+    """What training one seed needs, built before the trainer: the prepared data, the model,
+    the trainer's arguments, the monitor and the callbacks that record the seed's training."""
 
+    prepared: Any
+    model: Any
+    trainer_args: dict[str, Any]
+    bar: list
+    profiler: Any
+    monitor: str
+    task_callbacks: list
+    finite: Any = None
+    monitored: Any = None
+    norms: Any = None
+    history: Any = None
+    interrupt: Any = None
+    stopper: Any = None
+    best: Any = None
+
+
+def fit_seed(config, layout, name: str, seed: int, manifest, task, entry, uri, mlflow, experiment_id: str, setup_seconds: float, guard) -> Finished:
     from pipeline.training.batched_logger import BatchedMLFlowLogger
-    from pipeline.training.history import EpochHistory
-    from pipeline.training.resume import AtomicCheckpointIO, BestCheckpoint, EpochCheckpoint, FiniteLoss, GracefulInterrupt, RandomState, ResumeState, checkpoint_step, fingerprint
-    from pipeline.training.training_record import GradientNorms, MonitorRecord, PlateauStopping, record
+    from pipeline.training.resume import ResumeState, checkpoint_step, fingerprint
 
     started = time.perf_counter()
-    exp = config.experiment(name)
     label = f"{name} seed {seed}"
     rank_zero = mlflow is not None
     resume = ResumeState(layout.seed_resume_dir(name, seed), fingerprint(config, name, manifest, seed))
     resume_from, previous_run, note = resume.find(owner=rank_zero)
     if note and rank_zero:
         print(f"{label}: {note}")
-    done_file = resume.done / "seed.json"
-    if done_file.is_file():
-        done = json.loads(done_file.read_text(encoding="utf-8"))
-        if rank_zero:
-            print(f"{label}: finished by an earlier run of the stage (MLflow run {done['run_id']}); not trained again")
-        return Finished(seed, done["run_id"], done["training"], done["parameters"], resume.done)
+    earlier = finished_earlier(resume, seed, label, rank_zero)
+    if earlier is not None:
+        return earlier
+    setup = build_seed(config, layout, name, seed, manifest, task, entry, resume)
+    run_id, logger = None, False
+    if rank_zero:
+        run_id = seed_run(config, layout, name, seed, entry, setup.prepared.model_args, manifest, mlflow, experiment_id, previous_run, guard)
+        resume.start(run_id)
+        logger = BatchedMLFlowLogger(experiment_name=config.tracking.experiment, tracking_uri=uri, run_id=run_id)
+    if resume_from is not None and rank_zero:
+        print(f"resuming {label} at step {checkpoint_step(resume_from)} from {resume_from.relative_to(layout.root)} (MLflow run {run_id})")
+    setup_seconds += time.perf_counter() - started
+    # Only rank zero writes the seed's folder; other processes of a distributed run get a
+    # scratch folder (Lightning's checkpoint saving is collective but writes on rank zero).
+    with (atomic_dir(resume.done) if rank_zero else _scratch()) as tmp:
+        trainer = make_trainer(setup, resume, logger, tmp)
+        fit_seconds = fit(trainer, setup, resume, resume_from, layout, name, label, mlflow, run_id)
+        training, parameters = save_seed(trainer, setup, tmp, seed, mlflow, run_id, setup_seconds, fit_seconds)
+    if rank_zero:
+        report_seed(resume, setup, label, run_id, training, setup_seconds, fit_seconds)
+    if setup.interrupt.requested:  # Ctrl-C after the last epoch's last batch: the seed finished first
+        raise Interrupted(f"training of {name} interrupted after {label} finished: `zoo train {name}` goes on from there, keeping the finished seed")
+    return Finished(seed, run_id, training, parameters, resume.done)
 
+
+def finished_earlier(resume, seed: int, label: str, rank_zero: bool) -> Finished | None:
+    """The seed as an earlier, interrupted run of the stage finished it (its done/ folder), or None."""
+    done_file = resume.done / "seed.json"
+    if not done_file.is_file():
+        return None
+    done = json.loads(done_file.read_text(encoding="utf-8"))
+    if rank_zero:
+        print(f"{label}: finished by an earlier run of the stage (MLflow run {done['run_id']}); not trained again")
+    return Finished(seed, done["run_id"], done["training"], done["parameters"], resume.done)
+
+
+def build_seed(config, layout, name: str, seed: int, manifest, task, entry, resume) -> SeedSetup:
+    """Seeded: the task's loaders, the model, the trainer's arguments and the callbacks."""
+    import pytorch_lightning as pl
+
+    from pipeline.training.history import EpochHistory
+    from pipeline.training.resume import BestCheckpoint, FiniteLoss, GracefulInterrupt
+    from pipeline.training.training_record import GradientNorms, MonitorRecord, PlateauStopping
+
+    exp = config.experiment(name)
     pl.seed_everything(seed, workers=True, verbose=False)
     data_dir = layout.dataset(exp.dataset)
     prepared = task.prepare(data_dir, manifest, exp.common, seed)
@@ -288,86 +357,94 @@ def fit_seed(config, layout, name: str, seed: int, manifest, task, entry, uri, m
     plateau = exp.common.plateau
     monitor, mode = plateau.monitor or task.monitor, plateau.mode or task.monitor_mode
     extra = task.training_callbacks(data_dir, manifest, exp.common, seed, **task.evaluation_inputs(config, layout, exp.dataset))
+    return SeedSetup(
+        prepared, model, trainer_args, bar, profiler, monitor, extra,
+        finite=FiniteLoss(name, on_nonfinite=exp.common.on_nonfinite_loss, monitor=monitor),
+        monitored=MonitorRecord(name, monitor, mode, plateau.target, required=plateau.monitor is not None),
+        norms=GradientNorms(),
+        history=EpochHistory(),
+        interrupt=GracefulInterrupt(),
+        stopper=PlateauStopping(
+            warmup=plateau.warmup, monitor=monitor, mode=mode, patience=plateau.patience, min_delta=plateau.min_delta, strict=False, check_finite=False
+        ),
+        best=BestCheckpoint(resume.best, monitor, mode),
+    )
 
-    run_id = None
-    logger = False
-    if rank_zero:
-        run_id = seed_run(config, layout, name, seed, entry, prepared.model_args, manifest, mlflow, experiment_id, previous_run, guard)
-        resume.start(run_id)
-        logger = BatchedMLFlowLogger(experiment_name=config.tracking.experiment, tracking_uri=uri, run_id=run_id)
-    if resume_from is not None and rank_zero:
-        print(f"resuming {label} at step {checkpoint_step(resume_from)} from {resume_from.relative_to(layout.root)} (MLflow run {run_id})")
-    setup_seconds += time.perf_counter() - started
 
-    finite = FiniteLoss(name, on_nonfinite=exp.common.on_nonfinite_loss, monitor=monitor)
-    monitored = MonitorRecord(name, monitor, mode, plateau.target, required=plateau.monitor is not None)
-    norms = GradientNorms()
-    history = EpochHistory()
-    interrupt = GracefulInterrupt()
+def make_trainer(setup: SeedSetup, resume, logger, root: Path):
+    import pytorch_lightning as pl
+
+    from pipeline.training.resume import AtomicCheckpointIO, EpochCheckpoint, RandomState
+
     # Lightning runs callbacks in list order, checkpoint callbacks last: the task's callbacks
     # log their validation metrics before the record, EarlyStopping and the best checkpoint read them.
-    stopper = PlateauStopping(
-        warmup=plateau.warmup, monitor=monitor, mode=mode, patience=plateau.patience, min_delta=plateau.min_delta, strict=False, check_finite=False
+    return pl.Trainer(
+        **setup.trainer_args,
+        logger=logger,
+        callbacks=[
+            *setup.task_callbacks,
+            RandomState(),
+            setup.finite,
+            setup.history,
+            setup.monitored,
+            setup.norms,
+            setup.interrupt,
+            setup.stopper,
+            EpochCheckpoint(resume.folder),
+            setup.best,
+            *setup.bar,
+        ],
+        enable_model_summary=False,
+        profiler=setup.profiler,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=root,
     )
-    best = BestCheckpoint(resume.best, monitor, mode)
-    # Only rank zero writes the seed's folder; other processes of a distributed run get a
-    # scratch folder (Lightning's checkpoint saving is collective but writes on rank zero).
-    with (atomic_dir(resume.done) if rank_zero else _scratch()) as tmp:
-        trainer = pl.Trainer(
-            **trainer_args,
-            logger=logger,
-            callbacks=[
-                *extra,
-                RandomState(),
-                finite,
-                history,
-                monitored,
-                norms,
-                interrupt,
-                stopper,
-                EpochCheckpoint(resume.folder),
-                best,
-                *bar,
-            ],
-            enable_model_summary=False,
-            profiler=profiler,
-            plugins=[AtomicCheckpointIO()],
-            default_root_dir=tmp,
-        )
-        fit_started = time.perf_counter()
-        try:
-            with interrupt:
-                trainer.fit(model, prepared.train, prepared.val, ckpt_path=resume_from)
-        except BaseException as exc:
-            interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit)) and trainer.interrupted
-            if rank_zero:
-                mlflow.set_terminated(run_id, "KILLED" if interrupted else "FAILED")
-            if interrupted:
-                saved = resume.checkpoint.relative_to(layout.root) if resume.checkpoint.is_file() else None
-                raise Interrupted(
-                    f"training of {label} interrupted; "
-                    + (f"checkpoint {saved} kept: `zoo train {name}` resumes from it" if saved else "no epoch finished, nothing to resume")
-                ) from None
-            raise
-        fit_seconds = time.perf_counter() - fit_started
-        training = record(monitored, stopper, finite, norms)
-        checkpoint = tmp / "model.ckpt"
-        keep_model(trainer, best, checkpoint)
-        parameters = sum(p.numel() for p in model.parameters())
-        if rank_zero:
-            history.write(tmp / "curves.csv")
-            write_json(tmp / "seed.json", {"seed": seed, "run_id": run_id, "training": training, "parameters": parameters})
-            tracking.log_metrics(mlflow, run_id, {"time_setup_s": setup_seconds, "time_fit_s": fit_seconds})
-            mlflow.set_tag(run_id, "zoo.stopped", training["stopped"])
-            mlflow.log_artifact(run_id, str(checkpoint), "model")
-    if rank_zero:
-        resume.checkpoint.unlink(missing_ok=True)  # done/ holds what is needed now
-        shutil.rmtree(resume.best, ignore_errors=True)
-        best_text = f"best {monitor} {training['best_score']:.4g} at epoch {training['best_epoch']}" if training["best_score"] is not None else f"no finite {monitor}"
-        print(f"trained {label} in {fit_seconds:.1f} s (set-up {setup_seconds:.1f} s): stopped {training['stopped']} after {training['epochs']} epochs, {best_text} (MLflow run {run_id})")
-    if interrupt.requested:  # Ctrl-C after the last epoch's last batch: the seed finished first
-        raise Interrupted(f"training of {name} interrupted after {label} finished: `zoo train {name}` goes on from there, keeping the finished seed")
-    return Finished(seed, run_id, training, parameters, resume.done)
+
+
+def fit(trainer, setup: SeedSetup, resume, resume_from, layout, name: str, label: str, mlflow, run_id) -> float:
+    """``trainer.fit``; its seconds. A failure closes the seed's MLflow run (KILLED when
+    interrupted, keeping the checkpoint to resume from; FAILED otherwise)."""
+    fit_started = time.perf_counter()
+    try:
+        with setup.interrupt:
+            trainer.fit(setup.model, setup.prepared.train, setup.prepared.val, ckpt_path=resume_from)
+    except BaseException as exc:
+        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit)) and trainer.interrupted
+        if mlflow is not None:
+            mlflow.set_terminated(run_id, "KILLED" if interrupted else "FAILED")
+        if interrupted:
+            saved = resume.checkpoint.relative_to(layout.root) if resume.checkpoint.is_file() else None
+            raise Interrupted(
+                f"training of {label} interrupted; "
+                + (f"checkpoint {saved} kept: `zoo train {name}` resumes from it" if saved else "no epoch finished, nothing to resume")
+            ) from None
+        raise
+    return time.perf_counter() - fit_started
+
+
+def save_seed(trainer, setup: SeedSetup, folder: Path, seed: int, mlflow, run_id, setup_seconds: float, fit_seconds: float):
+    """The seed's record, kept model, curves and seed.json in ``folder``; logged to its MLflow run."""
+    from pipeline.training.training_record import record
+
+    training = record(setup.monitored, setup.stopper, setup.finite, setup.norms)
+    checkpoint = folder / "model.ckpt"
+    keep_model(trainer, setup.best, checkpoint)
+    parameters = sum(p.numel() for p in setup.model.parameters())
+    if mlflow is not None:
+        setup.history.write(folder / "curves.csv")
+        write_json(folder / "seed.json", {"seed": seed, "run_id": run_id, "training": training, "parameters": parameters})
+        tracking.log_metrics(mlflow, run_id, {"time_setup_s": setup_seconds, "time_fit_s": fit_seconds})
+        mlflow.set_tag(run_id, "zoo.stopped", training["stopped"])
+        mlflow.log_artifact(run_id, str(checkpoint), "model")
+    return training, parameters
+
+
+def report_seed(resume, setup: SeedSetup, label: str, run_id, training: dict, setup_seconds: float, fit_seconds: float) -> None:
+    resume.checkpoint.unlink(missing_ok=True)  # done/ holds what is needed now
+    shutil.rmtree(resume.best, ignore_errors=True)
+    monitor = setup.monitor
+    best_text = f"best {monitor} {training['best_score']:.4g} at epoch {training['best_epoch']}" if training["best_score"] is not None else f"no finite {monitor}"
+    print(f"trained {label} in {fit_seconds:.1f} s (set-up {setup_seconds:.1f} s): stopped {training['stopped']} after {training['epochs']} epochs, {best_text} (MLflow run {run_id})")
 
 
 def seed_run(config, layout, name: str, seed: int, entry, model_args: dict, manifest: dict, mlflow, experiment_id: str, previous_run: str | None, guard) -> str:

@@ -37,6 +37,7 @@ class ArithmeticTask(Task):
     description = "digits of a±b read with distractor letters -> digits of the result (Jozefowicz et al. 2015)"
     sources = frozenset({"arithmetic"})
     head = "language-model"
+    sample_kind = "answer"  # a language model that answers: reads a±b, writes the result
     primary = "exact_match"
     ranking = (("exact_match", True), ("exact_match_long", True), ("char_accuracy", True))
     columns = (

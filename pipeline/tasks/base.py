@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+SHOWN_CHARACTERS = 70  # a test input longer than this is cut when printed
+
 
 @dataclass(frozen=True)
 class Column:
@@ -50,6 +52,21 @@ class Task:
     # the kept checkpoint; an experiment's `plateau.monitor` overrides it.
     monitor: str = "val_loss"
     monitor_mode: str = "min"  # "min" or "max"
+    # What ``zoo sample`` does with a model trained on this task (``pipeline.stages.sample``'s
+    # kinds: text, answer, translate, caption, classify, points, images); None: it cannot.
+    sample_kind: str | None = None
+    # Classifiers: the names of the labels 0, 1, ... as ``zoo sample`` prints them (empty: the numbers).
+    class_names: tuple[str, ...] = ()
+
+    def encode_text(self, text: str, data_dir: Path, dataset_settings) -> list[int]:
+        """``zoo sample --input`` as the dataset encodes its examples (a classifier's tokens);
+        a text the task cannot read is a ``ConfigError``. ``dataset_settings``: the dataset's
+        settings in ``params.yaml``."""
+        raise NotImplementedError(f"task {self.name} reads no --input")
+
+    def show_tokens(self, tokens: np.ndarray, data_dir: Path) -> str:
+        """A test example's tokens as ``zoo sample`` prints them."""
+        return " ".join(str(int(t)) for t in tokens)
 
     def training_callbacks(self, data_dir: Path, manifest: dict, common, seed: int, **inputs) -> list:
         """Lightning callbacks the train stage adds for this task: for instance one that logs a
@@ -79,6 +96,11 @@ class Task:
 
     def evaluate(self, model, data_dir: Path, manifest: dict, plots_dir: Path, seed: int, title: str, common=None) -> Evaluation:
         raise NotImplementedError
+
+
+def cut(text: str, limit: int = SHOWN_CHARACTERS) -> str:
+    """``text``, cut to ``limit`` characters (the last an ellipsis) if longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def load_split(data_dir: Path, split: str) -> dict[str, np.ndarray]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.plumbing.atomic import atomic_path
 from pipeline.tasks.base import Column
-from pipeline.tasks.seq2seq import SequenceTask, _pyplot
+from pipeline.tasks.figures import pyplot, save_figure
+from pipeline.tasks.seq2seq import SequenceTask
 
 
 class CaptionsTask(SequenceTask):
@@ -22,6 +22,7 @@ class CaptionsTask(SequenceTask):
     description = "image of two to four handwritten digits (held-out digit images at test) -> their words"
     sources = frozenset({"captions"})
     head = "captioner"
+    sample_kind = "caption"
     length_key = "target_lengths"
     length_label = "digits in the image"
     columns = (
@@ -48,7 +49,7 @@ class CaptionsTask(SequenceTask):
         image = split["images"][i].astype(np.float32) / 16.0
         H, W = image.shape
         grid = weights.reshape(len(weights), H // 2, W // 2)
-        plt = _pyplot()
+        plt = pyplot()
         fig, axes = plt.subplots(len(words) + 1, 1, figsize=(W / 8 * 1.6 + 1, 0.9 * (len(words) + 1) + 0.6), squeeze=False)
         axes[0, 0].imshow(image, cmap="gray_r", vmin=0, vmax=1)
         axes[0, 0].set_title(f"{title}: attention per word", fontsize=9)
@@ -61,6 +62,4 @@ class CaptionsTask(SequenceTask):
             ax.set_xticks([])
             ax.set_yticks([])
         fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-        plt.close(fig)
+        save_figure(fig, path)

@@ -11,8 +11,8 @@ A reference classifier trained by the pipeline on the real data (``zoo reference
 The same numbers for the N real test images are the leaderboard's sanity row (``extra_rows``).
 
 Pictures: the samples of the fixed noise batch (one row per class for conditional models), a
-latent interpolation strip, CoGAN's pairs from shared noise, LAPGAN's pyramid levels, and the
-two players' losses per generator step.
+latent interpolation strip, the pictures the model declares (``GANBase.extra_pictures``: CoGAN's
+pairs from shared noise, LAPGAN's pyramid levels), and the two players' losses per generator step.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.plumbing.atomic import atomic_path
 from pipeline.datasets.images import IMAGE_SOURCES
 from pipeline.training.loaders import batches
 from pipeline.evaluation.metrics import class_histogram_metrics, frechet_distance, precision_recall
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
+from pipeline.tasks.figures import pyplot, save_figure, save_image_grid, save_picture
 
 INTERPOLATION_STEPS = 10
 N_VALIDATION_SAMPLES = 500  # per validation epoch, for the plateau: cheap, and the same every epoch
@@ -76,6 +76,7 @@ class ImagesTask(Task):
     description = "generate images; measured by the pipeline's reference classifier (Fréchet distance in its features, classes, precision/recall)"
     sources = IMAGE_SOURCES
     head = "sampler-image"
+    sample_kind = "images"
     primary = "frechet_distance"
     higher_is_better = False
     ranking = (("frechet_distance", False), ("class_kl", False))
@@ -152,47 +153,8 @@ class ImagesTask(Task):
 # ------------------------------------------------------------------------------- pictures
 
 
-def _mosaic(images: np.ndarray, rows: int) -> np.ndarray:
-    """(N, C, S, S) in [−1, 1] -> one (rows·(S+1), cols·(S+1), C) image in [0, 1]."""
-    n, c, s, _ = images.shape
-    cols = int(np.ceil(n / rows))
-    out = np.ones((rows * (s + 1) + 1, cols * (s + 1) + 1, c), dtype=np.float32)
-    for i in range(n):
-        r, k = divmod(i, cols)
-        out[1 + r * (s + 1): 1 + r * (s + 1) + s, 1 + k * (s + 1): 1 + k * (s + 1) + s] = (images[i].transpose(1, 2, 0) + 1) / 2
-    return np.clip(out, 0, 1)
-
-
-def save_grid(images: torch.Tensor | np.ndarray, rows: int, title: str, path: Path, row_labels: list[str] | None = None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    images = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else images
-    mosaic = _mosaic(images, rows)
-    height = max(2.0, 0.45 * rows + 0.8)
-    fig, ax = plt.subplots(figsize=(max(3.0, height * mosaic.shape[1] / mosaic.shape[0]), height))
-    ax.imshow(mosaic.squeeze(2) if mosaic.shape[2] == 1 else mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    if row_labels:
-        s = images.shape[-1] + 1
-        ax.set_yticks([1 + s * i + s / 2 - 1 for i in range(rows)], row_labels, fontsize=7)
-    else:
-        ax.set_yticks([])
-    ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-
-
 def plot_losses(history: list[tuple[int, float, float]], title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     steps, d, g = (np.array(col) for col in zip(*history))
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.plot(steps, d, lw=0.6, label="discriminator / critic")
@@ -200,9 +162,7 @@ def plot_losses(history: list[tuple[int, float, float]], title: str, path: Path)
     ax.set(xlabel="generator step", ylabel="loss", title=title)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 @torch.no_grad()
@@ -213,9 +173,9 @@ def draw_pictures(model, plots_dir: Path, title: str, class_names: list[str], me
         cols = 8
         labels = torch.arange(model.n_classes).repeat_interleave(cols)
         grid = model.generate(z[:cols].repeat(model.n_classes, 1), labels.to(z.device))
-        save_grid(grid, model.n_classes, f"{summary}, requested class {metrics['class_accuracy']:.2f}\nrow = requested class, column = fixed noise", plots_dir / "samples_per_class.png", class_names)
+        save_image_grid(grid, model.n_classes, f"{summary}, requested class {metrics['class_accuracy']:.2f}\nrow = requested class, column = fixed noise", plots_dir / "samples_per_class.png", class_names)
     else:
-        save_grid(model.generate(z), 8, f"{summary}\nfixed noise batch", plots_dir / "samples.png")
+        save_image_grid(model.generate(z), 8, f"{summary}\nfixed noise batch", plots_dir / "samples.png")
     # interpolation: z_a -> z_b in straight steps (for conditional models, one strip per class shown)
     t = torch.linspace(0, 1, INTERPOLATION_STEPS, device=z.device)[:, None]
     path = (1 - t) * z[0] + t * z[1]
@@ -223,18 +183,10 @@ def draw_pictures(model, plots_dir: Path, title: str, class_names: list[str], me
         rows = min(model.n_classes, 4)
         labels = torch.arange(rows).repeat_interleave(INTERPOLATION_STEPS)
         strip = model.generate(path.repeat(rows, 1), labels.to(z.device))
-        save_grid(strip, rows, f"{title}: interpolation between two fixed noise vectors, per class", plots_dir / "interpolation.png", class_names[:rows])
+        save_image_grid(strip, rows, f"{title}: interpolation between two fixed noise vectors, per class", plots_dir / "interpolation.png", class_names[:rows])
     else:
-        save_grid(model.generate(path), 1, f"{title}: interpolation between two fixed noise vectors", plots_dir / "interpolation.png")
-    if hasattr(model, "generate_pair"):
-        a, b = model.generate_pair(z[:16])
-        save_grid(torch.cat([a, b]), 2, f"{title}: the same 16 noise vectors in domain A (top) and B (bottom)", plots_dir / "pairs.png", ["A", "B"])
-    if hasattr(model, "pyramid"):
-        levels = model.pyramid(z[:8])
-        side = levels[-1].shape[-1]
-        import torch.nn.functional as F
-
-        shown = torch.cat([F.interpolate(level, size=side, mode="nearest") for level in levels])
-        save_grid(shown, len(levels), f"{title}: pyramid levels, coarse (top) to fine", plots_dir / "pyramid.png", [f"{lv.shape[-1]}×{lv.shape[-1]}" for lv in levels])
+        save_image_grid(model.generate(path), 1, f"{title}: interpolation between two fixed noise vectors", plots_dir / "interpolation.png")
+    for picture in model.extra_pictures(z):  # CoGAN's pairs, LAPGAN's pyramid, ...
+        save_picture(picture, plots_dir, title)
     if model.loss_history:
         plot_losses(model.loss_history, f"{title}: losses per generator step", plots_dir / "losses.png")

@@ -62,6 +62,7 @@ def stream_nll(model, ids: np.ndarray, length: int, extra_mask: np.ndarray | Non
 
 class StreamTask(Task):
     head = "language-model"
+    sample_kind = "text"
     compare_curves = ("val_bpc",)
     primary = "test_bpc"
     higher_is_better = False

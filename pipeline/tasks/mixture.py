@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.plumbing.atomic import atomic_path
 from pipeline.training.loaders import batches
 from pipeline.evaluation.metrics import mixture_metrics
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
+from pipeline.tasks.figures import pyplot, save_figure
 
 N_EVAL_SAMPLES = 2500  # REFERENCE.md: metrics on 2,500 samples
 
@@ -20,6 +20,7 @@ class MixtureTask(Task):
     description = "learn to sample a mixture of 2-D Gaussians (ring, grid); mode collapse measured exactly"
     sources = frozenset({"ring", "grid"})
     head = "sampler-2d"
+    sample_kind = "points"
     primary = "modes_covered"
     ranking = (("modes_covered", True), ("high_quality_pct", True), ("reverse_kl", False))
     columns = (
@@ -63,10 +64,7 @@ class MixtureTask(Task):
 
 
 def plot_samples(samples: np.ndarray, means: np.ndarray, std: float, metrics: dict, title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter(samples[:, 0], samples[:, 1], s=3, alpha=0.35, color="tab:blue", label=f"{len(samples)} samples")
@@ -82,6 +80,4 @@ def plot_samples(samples: np.ndarray, means: np.ndarray, std: float, metrics: di
     )
     ax.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.plumbing.atomic import atomic_path, write_text
+from pipeline.plumbing.atomic import write_text
 from pipeline.training.loaders import batches
 from pipeline.evaluation.metrics import accuracy_by_length
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
+from pipeline.tasks.figures import pyplot, save_figure
 
 
 class ParityTask(Task):
@@ -19,6 +20,8 @@ class ParityTask(Task):
     description = "bit string -> is the number of ones odd; trained on lengths 1..L, tested up to several times L"
     sources = frozenset({"parity"})
     head = "classifier"
+    sample_kind = "classify"
+    class_names = ("even", "odd")
     primary = "accuracy_longer"
     ranking = (("accuracy_longer", True), ("accuracy_max_length", True), ("accuracy_train_lengths", True))
     columns = (
@@ -86,11 +89,21 @@ class ParityTask(Task):
         return Evaluation(metrics, {"accuracy_by_length": by_length})
 
 
-def plot_accuracy_by_length(curves: dict[str, dict[int, float]], train_max: int, path: Path) -> None:
-    import matplotlib
+    def encode_text(self, text, data_dir, dataset_settings):
+        """A string of 0s and 1s (spaces ignored)."""
+        from pipeline.plumbing.errors import ConfigError
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        bits = "".join(text.split())
+        if set(bits) - {"0", "1"}:
+            raise ConfigError("", f"--input: parity reads a string of 0s and 1s, e.g. 0110101 (got {text!r})")
+        return [int(b) for b in bits]
+
+    def show_tokens(self, tokens, data_dir):
+        return "".join(str(int(t)) for t in tokens)
+
+
+def plot_accuracy_by_length(curves: dict[str, dict[int, float]], train_max: int, path: Path) -> None:
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, (name, curve) in enumerate(curves.items()):
@@ -101,9 +114,7 @@ def plot_accuracy_by_length(curves: dict[str, dict[int, float]], train_max: int,
     ax.set(xlabel="string length", ylabel="test accuracy", ylim=(0.0, 1.02), title="Parity: accuracy by length")
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def read_curve(path: Path) -> dict[int, float]:

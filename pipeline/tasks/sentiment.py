@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from pipeline.training.loaders import batches
-from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
+from pipeline.tasks.base import Column, Evaluation, Prepared, Task, cut, load_split
 
 KEYS = ["tokens", "lengths", "labels"]
 
@@ -16,6 +16,8 @@ class SentimentTask(Task):
     description = "movie review -> positive or negative (IMDb); many-to-one"
     sources = frozenset({"imdb"})
     head = "classifier"
+    sample_kind = "classify"
+    class_names = ("negative", "positive")  # label 0, 1
     primary = "test_accuracy"
     columns = (Column("test_accuracy", "test accuracy"),)
 
@@ -36,3 +38,19 @@ class SentimentTask(Task):
             for tokens, lengths, _ in batches([test[k] for k in KEYS], 256, shuffle=False):
                 preds.append(model.predict(tokens.to(model.device), lengths.clamp_min(1).to(model.device)).cpu().numpy())
         return Evaluation({"test_accuracy": float((np.concatenate(preds) == test["labels"]).mean())})
+
+    def encode_text(self, text, data_dir, dataset_settings):
+        """IMDb's tokens, cut to the dataset's ``max_length``; a word not in the vocabulary reads as <unk>."""
+        from pipeline.datasets.imdb import tokenize
+        from pipeline.plumbing.errors import ConfigError
+
+        words = load_split(data_dir, "vocab")["words"]
+        index = {str(w): i for i, w in enumerate(words)}
+        ids = [index.get(t, 1) for t in tokenize(text)[: dataset_settings.max_length]]  # 1 = <unk>
+        if not ids:
+            raise ConfigError("", f"--input: no words in {text!r}")
+        return ids
+
+    def show_tokens(self, tokens, data_dir):
+        words = load_split(data_dir, "vocab")["words"]
+        return cut(" ".join(str(words[int(t)]) for t in tokens))

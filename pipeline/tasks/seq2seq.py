@@ -23,11 +23,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from pipeline.plumbing.atomic import atomic_path, write_text
+from pipeline.plumbing.atomic import write_text
 from pipeline.plumbing.progress import progress
 from pipeline.training.loaders import batch_loader, batches
 from pipeline.evaluation.metrics import bleu, exact_match, mean_by, token_accuracy
 from pipeline.tasks.base import Column, Evaluation, Prepared, Task, load_split
+from pipeline.tasks.figures import pyplot, save_figure
 from pipeline.tasks.parity import read_curve
 
 PAD, START, END = 0, 1, 2
@@ -203,6 +204,7 @@ class SequenceTask(Task):
 
 class Seq2SeqTask(SequenceTask):
     head = "seq2seq"
+    sample_kind = "translate"
     columns = (
         Column("exact_match", "exact match (beam)"),
         Column("exact_match_greedy", "exact match (greedy)"),
@@ -212,6 +214,10 @@ class Seq2SeqTask(SequenceTask):
 
     def model_args(self, data_dir, vocab):
         return {"source_vocab_size": len(vocab["source_tokens"]), "target_vocab_size": len(vocab["target_tokens"])}
+
+    def source_tokens(self, text: str) -> list[str]:
+        """``text`` cut into the tokens the dataset cut its sources into: characters by default."""
+        return list(text)
 
 
 class DatesTask(Seq2SeqTask):
@@ -235,18 +241,15 @@ class TranslationTask(Seq2SeqTask):
     sources = frozenset({"translation"})
     length_label = "input length (tokens)"
 
+    def source_tokens(self, text):
+        """Lower-cased Moses tokens, as ``pipeline.datasets.translation`` reads English."""
+        from sacremoses import MosesTokenizer
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+        return MosesTokenizer(lang="en").tokenize(text.lower(), escape=False)
 
 
 def plot_by_length(curves: dict[str, dict[int, float]], task: SequenceTask, path: Path, longest_trained: int | None = None) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     if longest_trained is not None:
         ax.axvline(longest_trained + 0.5, color="grey", linestyle="--", linewidth=1, label="longest training input")
@@ -257,14 +260,12 @@ def plot_by_length(curves: dict[str, dict[int, float]], task: SequenceTask, path
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_heatmap(weights: np.ndarray, columns: list[str], rows: list[str], title: str, path: Path) -> None:
     """Attention weights (len(rows), len(columns)) with the tokens as tick labels."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4.0, 0.22 * len(columns) + 1.5), max(2.5, 0.3 * len(rows) + 1.2)))
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(columns)), columns, fontsize=8, family="monospace")
@@ -272,6 +273,4 @@ def plot_heatmap(weights: np.ndarray, columns: list[str], rows: list[str], title
     ax.set(xlabel="input", ylabel="output", title=title)
     fig.colorbar(image, ax=ax, fraction=0.03)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
