@@ -99,6 +99,31 @@ def test_ctrl_c_reaches_the_child_and_its_exit_status_comes_back(server):
     assert (code, out) == (130, "interrupted\n")
 
 
+def test_ctrl_c_that_comes_just_as_the_zoo_process_starts_waiting_still_reaches_the_child(server):
+    """Python runs a signal's handler between bytecodes: a Ctrl-C that arrived after the last
+    check and before the zoo process blocked waiting for the child's end was forwarded only
+    when the child ended, so a sleeping child never got it (about one Ctrl-C in 2000). Here
+    every signal is taken by a second thread of the zoo process, which leaves its main thread's
+    wait uninterrupted, as such a signal does."""
+    taken_by_a_thread = (
+        "import signal, threading, time; threading.Thread(target=time.sleep, args=(60,), daemon=True).start(); "
+        "signal.pthread_sigmask(signal.SIG_BLOCK, warm.FORWARDED); "
+    )
+    env = {**base_env(), warm.ENV: server[0]}
+    proc = subprocess.Popen([sys.executable, "-c", "from pipeline import warm; " + taken_by_a_thread + CLIENT, "train", "wait"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(child, signal.SIGKILL)
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the Ctrl-C did not reach the child")
+    assert (proc.returncode, out) == (130, "interrupted\n")
+
+
 def test_killing_the_zoo_process_kills_its_stage(server):
     path, _ = server
     proc = client(path, "train", "wait")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
 import sys
 import time
 
@@ -28,9 +30,17 @@ def main() -> None:
             "main_file": sys.modules["__main__"].__file__,
         }))
     elif action == "wait":
+        # Not time.sleep: a Ctrl-C that came after Python's last check for signals and before
+        # the sleep began would end it only after 120 s. A signal also writes to the wakeup fd,
+        # which ends the select below even if it came first.
+        wakeup_r, wakeup_w = os.pipe()
+        os.set_blocking(wakeup_w, False)
+        signal.set_wakeup_fd(wakeup_w)
         try:  # before the print: the test interrupts as soon as it reads the pid
             print(os.getpid(), flush=True)
-            time.sleep(120)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                select.select([wakeup_r], [], [], deadline - time.monotonic())
         except KeyboardInterrupt:
             print("interrupted", flush=True)
             raise SystemExit(130)

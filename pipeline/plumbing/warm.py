@@ -113,7 +113,7 @@ def delegate(started: Optional[float] = None) -> None:
         forwarding.cancel()
         return
     forwarding.to(reply["pid"])
-    reply, _ = _receive(sock)
+    reply = forwarding.wait(sock)
     if reply is None:
         sys.stderr.write(f"error: the warm stage server went away while running pid {forwarding.pid}\n")
         code = 1
@@ -129,11 +129,21 @@ def delegate(started: Optional[float] = None) -> None:
 
 class _Forwarding:
     """The ``zoo`` process's handlers for ``FORWARDED`` signals: each goes to the child's process
-    group; one that arrives before the child's pid is known is held and sent once it is."""
+    group; one that arrives before the child's pid is known is held and sent once it is.
+
+    Python runs a signal's handler in the main thread between bytecodes, not when the signal
+    arrives: one that arrives after the last check and before a blocking ``recv`` would be
+    forwarded only once ``recv`` returns, that is once the child has ended, and a sleeping
+    child never would be. So the wait for the child's end (``wait``) also watches the signal
+    wakeup fd, to which the interpreter writes the moment a signal arrives."""
 
     def __init__(self) -> None:
         self.pid: Optional[int] = None
         self.pending: list[int] = []
+        self.wakeup_r, self.wakeup_w = os.pipe()
+        os.set_blocking(self.wakeup_r, False)
+        os.set_blocking(self.wakeup_w, False)
+        self.previous_wakeup = signal.set_wakeup_fd(self.wakeup_w, warn_on_full_buffer=False)
         self.previous = {signum: signal.signal(signum, self._handle) for signum in FORWARDED}
 
     def _handle(self, signum, frame) -> None:
@@ -150,10 +160,28 @@ class _Forwarding:
         for signum in self.pending:
             self._handle(signum, None)
 
+    def wait(self, sock: socket.socket) -> Optional[dict]:
+        """The server's next message (None when it closed), forwarding signals meanwhile."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(sock, selectors.EVENT_READ)
+            selector.register(self.wakeup_r, selectors.EVENT_READ)
+            while True:
+                for key, _ in selector.select():
+                    if key.fileobj is sock:
+                        return _receive(sock)[0]
+                    try:  # a signal arrived: its handler runs before the next select
+                        while os.read(self.wakeup_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+
     def cancel(self) -> None:
         """Not served: the usual handlers back, and what arrived meanwhile delivered to them."""
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
+        signal.set_wakeup_fd(self.previous_wakeup)
+        os.close(self.wakeup_r)
+        os.close(self.wakeup_w)
         for signum in self.pending:
             os.kill(os.getpid(), signum)
 
