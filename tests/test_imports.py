@@ -197,8 +197,9 @@ def test_the_train_and_evaluate_stages_freeze_after_importing_torch_lightning_an
 
     from pipeline.stages import evaluate, reference, sample, train
 
-    for func, first_heavy in ((train.verify_inputs, "TASKS["),  # train()'s first step
-                              (evaluate.evaluate, "TASKS["), (reference.reference, "import torch"), (sample.sample, "TASKS[")):
+    assert "stage_inputs(" in inspect.getsource(train.verify_inputs)  # train()'s first step
+    assert "stage_inputs(" in inspect.getsource(evaluate.evaluate)
+    for func, first_heavy in ((train.stage_inputs, "TASKS["), (reference.reference, "import torch"), (sample.sample, "TASKS[")):
         source = inspect.getsource(func)
         assert "import_heavy(" in source, func.__qualname__
         assert source.index("import_heavy(") < source.index(first_heavy), func.__qualname__

@@ -29,8 +29,7 @@ from typing import Any
 from pipeline.plumbing import leftovers, tracking
 from pipeline.plumbing.atomic import atomic_dir, write_json
 from pipeline.plumbing.errors import ModelError
-from pipeline.stages.train import quiet_lightning
-from pipeline.plumbing.startup import import_heavy, stage_modules
+from pipeline.stages.train import stage_inputs
 from pipeline.tasks.base import Evaluation
 
 
@@ -64,18 +63,9 @@ def seed_means(per_seed: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def evaluate(config, layout, name: str) -> Path:
-    from lightning_modules import MODELS
-    from pipeline.stages.fetch import verify
-    from pipeline.tasks import TASKS
     from pipeline.training.training_record import record_metrics
 
-    exp = config.experiment(name)
-    manifest = verify(config, layout, exp.dataset)
-    uri = tracking.resolve_uri(config, layout)
-    tracking.check_reachable(uri)
-    import_heavy(*stage_modules(uri))  # before the task's and model's modules, which import torch and Lightning
-    task, entry = TASKS[exp.task], MODELS[exp.model]
-    quiet_lightning()
+    exp, manifest, uri, task, entry = stage_inputs(config, layout, name)
     seeds = config.experiment_seeds(name)
     models = {seed: load_model(entry.cls_for(task.head), entry.name, layout.checkpoint(name, seed)) for seed in seeds}
     run_file = layout.run_file(name)

@@ -98,9 +98,9 @@ def train(config, layout, name: str) -> Path:
     return layout.checkpoint(name, seeds[0])
 
 
-def verify_inputs(config, layout, name: str):
-    """The experiment, its verified dataset's manifest, the reachable tracking URI, its task and
-    model entry; the heavy imports done and the trainer's keys checked before anything is written."""
+def stage_inputs(config, layout, name: str):
+    """What the train and evaluate stages start from: the experiment, its verified dataset's
+    manifest, the reachable tracking URI, its task and model entry, the heavy imports done."""
     from lightning_modules import MODELS
     from pipeline.stages.fetch import verify
     from pipeline.tasks import TASKS
@@ -112,7 +112,13 @@ def verify_inputs(config, layout, name: str):
     import_heavy(*stage_modules(uri))  # before the task's and model's modules, which import torch and Lightning
     task, entry = TASKS[exp.task], MODELS[exp.model]
     quiet_lightning()
-    trainer_keys.check_available(exp.trainer, f"experiments.{name}.trainer")  # before anything is written
+    return exp, manifest, uri, task, entry
+
+
+def verify_inputs(config, layout, name: str):
+    """``stage_inputs``, and the trainer's keys checked before anything is written."""
+    exp, manifest, uri, task, entry = stage_inputs(config, layout, name)
+    trainer_keys.check_available(exp.trainer, f"experiments.{name}.trainer")
     return exp, manifest, uri, task, entry
 
 
