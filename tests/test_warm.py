@@ -110,7 +110,7 @@ def test_ctrl_c_that_comes_just_as_the_zoo_process_starts_waiting_still_reaches_
         "signal.pthread_sigmask(signal.SIG_BLOCK, warm.FORWARDED); "
     )
     env = {**base_env(), warm.ENV: server[0]}
-    proc = subprocess.Popen([sys.executable, "-c", "from pipeline import warm; " + taken_by_a_thread + CLIENT, "train", "wait"],
+    proc = subprocess.Popen([sys.executable, "-c", "from pipeline.plumbing import warm; " + taken_by_a_thread + CLIENT, "train", "wait"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     child = int(proc.stdout.readline())
     proc.send_signal(signal.SIGINT)
