@@ -1,6 +1,6 @@
 """The two pieces the zoo keeps beside stock Lightning, each against its stock replacement.
 
-    python benchmarks/kept_pieces.py [--repeat 5] [--epochs 4]
+    python benchmarks/kept_pieces.py [--repeat 5] [--epochs 4] [--batches 60]
 
 1. Epoch means: ``ZooModule.accumulate`` (a running sum per name, logged once an epoch)
    against ``self.log(name, value, on_step=False, on_epoch=True, batch_size=n)`` at every step.
@@ -9,7 +9,7 @@
    a sqlite store, with a metric logged at every step as the pipeline logs the gradient norm.
 
 The same small LSTM classifier (parity's size: hidden 64, sequences of 20, batches of 64) is
-fitted for ``--epochs`` epochs of 60 batches each way; a repeat runs both ways in a shuffled
+fitted for ``--epochs`` epochs of ``--batches`` (60) batches each way; a repeat runs both ways in a shuffled
 order, ``--repeat`` times, in one process, so both see the same minutes of this noisy machine.
 Prints, per piece, the median fit time of each way, the ratio stock / kept, and the lowest and
 highest ratio of single repeats: a piece pays only where the lowest ratio is above 1.
@@ -74,23 +74,23 @@ class Classifier(ZooModule):
         return torch.optim.Adam(self.parameters(), lr=1e-3)
 
 
-def loaders() -> tuple[DataLoader, DataLoader]:
+def loaders(batches: int) -> tuple[DataLoader, DataLoader]:
     g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 2, (BATCHES * BATCH, LENGTH), generator=g)
+    x = torch.randint(0, 2, (batches * BATCH, LENGTH), generator=g)
     y = x.sum(1) % 2
     train = DataLoader(TensorDataset(x, y), batch_size=BATCH)
-    val = DataLoader(TensorDataset(x[: 10 * BATCH], y[: 10 * BATCH]), batch_size=BATCH)
+    val = DataLoader(TensorDataset(x[: min(batches, 10) * BATCH], y[: min(batches, 10) * BATCH]), batch_size=BATCH)
     return train, val
 
 
-def fit_seconds(stock_means: bool, logger, epochs: int) -> float:
+def fit_seconds(stock_means: bool, logger, epochs: int, batches: int = BATCHES) -> float:
     torch.manual_seed(0)
     model = Classifier(stock_means)
     trainer = pl.Trainer(
         max_epochs=epochs, logger=logger if logger is not None else False, log_every_n_steps=1,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
     )
-    train, val = loaders()
+    train, val = loaders(batches)
     started = time.perf_counter()
     trainer.fit(model, train, val)
     return time.perf_counter() - started
@@ -121,19 +121,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=BATCHES, help="training batches an epoch (the tests' smoke run uses a few)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     random.seed(0)
-    fit_seconds(False, None, 1)  # warm-up: first-call costs out of the measurements
+    fit_seconds(False, None, 1, args.batches)  # warm-up: first-call costs out of the measurements
     print("| piece | kept (median fit) | stock | stock / kept | single repeats |")
     print("|---|---|---|---|---|")
     compare("epoch means (`accumulate` vs `self.log(on_epoch=True)`)",
-            lambda way: fit_seconds(way == "stock", None, args.epochs), args.repeat)
+            lambda way: fit_seconds(way == "stock", None, args.epochs, args.batches), args.repeat)
     with tempfile.TemporaryDirectory() as folder:
         compare("MLflow logger (`BatchedMLFlowLogger` vs `MLFlowLogger(synchronous=False)`)",
-                lambda way: fit_seconds(False, make_logger(way, Path(folder)), args.epochs), args.repeat)
+                lambda way: fit_seconds(False, make_logger(way, Path(folder)), args.epochs, args.batches), args.repeat)
 
 
 if __name__ == "__main__":

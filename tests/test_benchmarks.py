@@ -45,7 +45,7 @@ def test_kept_pieces_benchmark_prints_both_comparisons():
     """benchmarks/kept_pieces.py, on one short repeat: a row per kept piece with two times, a
     ratio and the repeats' range (their values are the machine's, not the test's)."""
     script = REPO / "benchmarks" / "kept_pieces.py"
-    proc = subprocess.run([sys.executable, str(script), "--repeat", "1", "--epochs", "1"], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, str(script), "--repeat", "1", "--epochs", "1", "--batches", "4"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and " s |" in line]
     assert [row.split("|")[1].split("(")[0].strip() for row in rows] == ["epoch means", "MLflow logger"]

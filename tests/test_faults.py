@@ -271,49 +271,6 @@ def test_stages_started_together_share_one_sqlite_store(tmp_path):
     assert sorted((r.info.run_name, r.info.status) for r in runs) == [(f"{name} seed {seed_of(folder, name)}", "FINISHED") for name in ("parity-lstm", "parity-rnn")]
 
 
-@pytest.mark.slow
-def test_dvc_queue_runs_two_experiments_at_once_into_the_projects_store(tmp_path):
-    """`dvc exp run --queue` twice and `dvc queue start -j 2`: both experiments run at once in
-    DVC's temporary copies, and both runs land in the project's own MLflow store."""
-    dest = tmp_path / "queued"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        if (REPO / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            (dest / rel).write_bytes((REPO / rel).read_bytes())
-    (dest / "dvc.lock").unlink(missing_ok=True)
-    params = shrink(repo_params())
-    params["experiments"] = {"parity-rnn": params["experiments"]["parity-rnn"]}
-    params["datasets"] = {"parity": params["datasets"]["parity"]}
-    if "references" in params:
-        params["references"] = {}
-    write_params(dest, params)
-    environ = {**env(), "GIT_AUTHOR_NAME": "test", "GIT_COMMITTER_NAME": "test", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-    environ.pop("PYTHONPATH")
-
-    def run(*cmd: str) -> str:
-        proc = subprocess.run(cmd, cwd=dest, env=environ, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout}\n{proc.stderr}"
-        return proc.stdout
-
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
-        run(*cmd)
-    for hidden in (16, 32):
-        # ++: set the key whether the experiment states it or takes it from its task's defaults
-        run("dvc", "exp", "run", "--queue", "-S", f"++experiments.parity-rnn.hidden_size={hidden}")
-    run("dvc", "queue", "start", "-j", "2")
-    deadline = time.monotonic() + 900
-    while True:
-        status = run("dvc", "queue", "status")
-        if "Queued" not in status and "Running" not in status:
-            break
-        assert time.monotonic() < deadline, status
-        time.sleep(2)
-    assert status.count("Success") == 2, status
-    client, runs = mlflow_runs(dest)
-    assert sorted((r.info.status, r.data.params["hidden_size"]) for r in runs) == [("FINISHED", "16"), ("FINISHED", "32")]
-
-
 # --- tracking server, checkpoints, deleted runs (through the CLI, as a user meets them) ---
 
 def cli(*args: str):

@@ -202,18 +202,23 @@ def test_editing_any_input_of_compare_makes_dvc_rerun_it(pipeline_copy):
     assert compare_status(dest, env) == {}
 
 
-def test_a_two_point_sweep_with_dvc_exp_runs_both_and_dvc_exp_show_lists_them(pipeline_copy, tmp_path):
-    """README's sweep: queue two values of one experiment's setting, run the queue, compare."""
+def test_a_two_point_sweep_queued_with_dvc_exp_runs_both_at_once_and_dvc_exp_show_lists_them(pipeline_copy, tmp_path):
+    """README's sweep: queue two values of one experiment's setting, run the queue with two
+    workers (both at once, in DVC's temporary copies), then compare them."""
+    from mlflow.tracking import MlflowClient
+
     dest, env, _ = pipeline_copy
     run(["dvc", "repro"], dest, env)
     # the sweep's MLflow runs and champions in a store of their own: test_registry reads the pipeline's
-    env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'sweep.db'}"}
+    store = f"sqlite:///{tmp_path / 'sweep.db'}"
+    env = {**env, "MLFLOW_TRACKING_URI": store}
     run(["git", "add", "-A"], dest, env)  # the baseline: this pipeline, built (dvc.lock)
     run(["git", "commit", "-qm", "built", "--allow-empty"], dest, env)
     run(["dvc", "exp", "run", "--queue", "-S", "++experiments.parity-rnn.hidden_size=8,12"], dest, env)
-    ran = stages_run(run(["dvc", "exp", "run", "--run-all", "-j", "1"], dest, env))
+    # the queue in the foreground: two workers, then each experiment's log in turn
+    ran = re.findall(r"Running stage '([^']+)'", run(["dvc", "exp", "run", "--run-all", "-j", "2"], dest, env))
     # each point reruns only its experiment and the comparison (the rest: DVC's run-cache)
-    assert ran == {"train@parity-rnn", "evaluate@parity-rnn", "compare"}, ran
+    assert sorted(ran) == sorted(2 * ["train@parity-rnn", "evaluate@parity-rnn", "compare"]), ran
 
     shown = json.loads(run(["dvc", "exp", "show", "--json"], dest, env))
     (baseline,) = [entry for entry in shown if entry.get("experiments")]
@@ -225,6 +230,10 @@ def test_a_two_point_sweep_with_dvc_exp_runs_both_and_dvc_exp_show_lists_them(pi
         points[hidden] = revision["data"]["metrics"]["metrics/parity-rnn.json"]["data"]  # read from DVC's cache
     assert sorted(points) == [8, 12]
     assert all(0.0 <= m["accuracy"] <= 1.0 and m["n_seeds"] == 1 for m in points.values())
+    # both runs, trained at once in two temporary copies, landed in the one store the sweep named
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("rnngan-zoo/parity").experiment_id], "tags.`zoo.kind` = 'experiment'")
+    assert sorted((r.info.status, r.data.params["hidden_size"]) for r in runs) == [("FINISHED", "12"), ("FINISHED", "8")]
     # `dvc plots diff` between the two draws both on one comparison plot
     names = [exp["revs"][0]["name"] for exp in baseline["experiments"]]
     diff = json.loads(run(["dvc", "plots", "diff", *names, "--json", "--targets", "comparison/by_length/parity.csv"], dest, env))

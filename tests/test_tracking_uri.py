@@ -31,3 +31,12 @@ def test_no_stage_takes_the_tracking_section_as_a_parameter():
         body = stage.get("do", stage)
         params = [p if isinstance(p, str) else next(iter(p)) for p in body.get("params", [])]
         assert not any(p == "tracking" or p.startswith("tracking.") for p in params), name
+
+
+def test_an_experiment_dvc_queue_runs_in_a_temporary_copy_tracks_into_the_project_it_came_from(tmp_path):
+    # `dvc queue start` trains in a copy at <project>/.dvc/tmp/exps/tmpXXXXXXXX: the default store (and its
+    # artifacts) stay the project's, so the runs outlive the copy and sit beside the others
+    copy = Layout(tmp_path / "zoo" / ".dvc" / "tmp" / "exps" / "tmpa1b2c3")
+    assert copy.default_tracking_uri == f"sqlite:///{tmp_path / 'zoo' / 'mlflow.db'}"
+    assert copy.artifact_root == tmp_path / "zoo" / "mlartifacts"
+    assert Layout(tmp_path / "zoo").tracking_root == tmp_path / "zoo"
