@@ -126,14 +126,14 @@ def test_second_repro_runs_nothing_and_one_change_reruns_one_experiment(pipeline
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["experiments"]["parity-rnn"]["hidden_size"] = 16
     write_params(dest, params)
-    changed = run(["dvc", "repro"], dest, env)
+    changed = run(["zoo", "warm", "dvc", "repro"], dest, env)  # as `make repro` runs it
     assert stages_run(changed) == {"train@parity-rnn", "evaluate@parity-rnn", "compare"}
 
     # a new reference classifier retrains and re-evaluates the image GANs on its dataset (their
     # plateau metric is measured in its features), and nothing else
     params["references"]["digits"]["epochs"] = 3
     write_params(dest, params)
-    retrained = stages_run(run(["dvc", "repro"], dest, env))
+    retrained = stages_run(run(["zoo", "warm", "dvc", "repro"], dest, env))
     assert {"reference@digits", "train@digits-cgan", "evaluate@digits-cgan", "compare"} <= retrained
     assert not any(s.startswith("fetch@") for s in retrained)
     assert {s for s in retrained if s.startswith(("train@", "evaluate@"))} == {"train@digits-cgan", "evaluate@digits-cgan"}
