@@ -124,11 +124,16 @@ def _kth_neighbour_radii(x: np.ndarray, k: int, budget: int) -> np.ndarray:
     return radii
 
 
-def _inside_any_ball(points: np.ndarray, centres: np.ndarray, radii: np.ndarray, budget: int) -> np.ndarray:
-    inside = np.empty(len(points), dtype=bool)
-    for rows in _row_blocks(len(points), len(centres), budget):
-        inside[rows] = (_pairwise(points[rows], centres) <= radii[None, :]).any(axis=1)
-    return inside
+def _inside_balls(fake: np.ndarray, real: np.ndarray, fake_radii: np.ndarray, real_radii: np.ndarray, budget: int):
+    """One pass over the fake-to-real distances: which fakes lie inside some real ball, and
+    which reals inside some fake ball."""
+    fake_inside = np.empty(len(fake), dtype=bool)
+    real_inside = np.zeros(len(real), dtype=bool)
+    for rows in _row_blocks(len(fake), len(real), budget):
+        d = _pairwise(fake[rows], real)
+        fake_inside[rows] = (d <= real_radii[None, :]).any(axis=1)
+        real_inside |= (d <= fake_radii[rows, None]).any(axis=0)
+    return fake_inside, real_inside
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, block: int = 4_000_000, seed: int = 0) -> dict[str, float]:
@@ -147,6 +152,6 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, block: int 
         real = real[np.sort(rng.choice(len(real), n, replace=False))]
     if len(fake) > n:
         fake = fake[np.sort(rng.choice(len(fake), n, replace=False))]
-    precision = float(_inside_any_ball(fake, real, _kth_neighbour_radii(real, k, block), block).mean())
-    recall = float(_inside_any_ball(real, fake, _kth_neighbour_radii(fake, k, block), block).mean())
-    return {"precision": precision, "recall": recall}
+    fake_radii, real_radii = _kth_neighbour_radii(fake, k, block), _kth_neighbour_radii(real, k, block)
+    fake_inside, real_inside = _inside_balls(fake, real, fake_radii, real_radii, block)
+    return {"precision": float(fake_inside.mean()), "recall": float(real_inside.mean())}
