@@ -171,7 +171,7 @@ def test_a_failure_at_each_step_of_evaluate_leaves_no_run_running_and_no_output(
 
 
 @pytest.mark.slow
-def test_a_sigkilled_training_restored_from_the_run_cache_is_closed_as_killed_and_its_resume_folder_removed(tmp_path):
+def test_a_sigkilled_training_restored_from_the_run_cache_is_closed_as_killed_and_its_resume_folder_removed(tmp_path, monkeypatch):
     """The issue's case: ``dvc repro -f -s train@X`` killed, then ``dvc repro``, which restores
     X's outputs from the run-cache without training. Here: train, keep the outputs, train again
     (DVC removes the outputs first) and SIGKILL it after its first epoch, put the outputs back,
@@ -182,8 +182,11 @@ def test_a_sigkilled_training_restored_from_the_run_cache_is_closed_as_killed_an
 
     folder = small_project(tmp_path / "killed")
     layout = Layout(folder)
-    zoo(folder, "fetch", "parity")
-    zoo(folder, "train", KILLED_EXPERIMENT)
+    monkeypatch.chdir(folder)  # the first training in this process; the killed one in its own
+    monkeypatch.delenv("ZOO_ROOT", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert cli("fetch", "parity").exit_code == 0
+    assert cli("train", KILLED_EXPERIMENT).exit_code == 0
     cache = tmp_path / "run-cache"
     shutil.copytree(layout.model_dir(KILLED_EXPERIMENT), cache)
     shutil.rmtree(layout.model_dir(KILLED_EXPERIMENT))

@@ -216,7 +216,7 @@ def test_a_two_point_sweep_queued_with_dvc_exp_runs_both_at_once_and_dvc_exp_sho
     run(["git", "commit", "-qm", "built", "--allow-empty"], dest, env)
     run(["dvc", "exp", "run", "--queue", "-S", "++experiments.parity-rnn.hidden_size=8,12"], dest, env)
     # the queue in the foreground: two workers, then each experiment's log in turn
-    ran = re.findall(r"Running stage '([^']+)'", run(["dvc", "exp", "run", "--run-all", "-j", "2"], dest, env))
+    ran = re.findall(r"Running stage '([^']+)'", run(["zoo", "warm", "dvc", "exp", "run", "--run-all", "-j", "2"], dest, env))
     # each point reruns only its experiment and the comparison (the rest: DVC's run-cache)
     assert sorted(ran) == sorted(2 * ["train@parity-rnn", "evaluate@parity-rnn", "compare"]), ran
 
