@@ -1,7 +1,10 @@
 """Seeds side by side against seeds in turn: the wall time of `zoo train` for experiments of
-the default pipeline with `seed_workers: 1` and `seed_workers: auto` (one forked process per
-core), alternating, in a scratch copy of the project. Prints each pair and the ratio of the
-medians (side by side / in turn; under 1 is a saving).
+the default pipeline with `seed_workers: 1` (in turn), one process per core (`seed_workers:
+<cores>`) and `seed_workers: auto` (one per seed, up to 1.5 per core), alternating, in a scratch
+copy of the project. Prints each triple and the ratios of the medians (under 1 is a saving).
+Every seed is capped at the same number of epochs, so the seeds take about equal time: with
+three seeds on two cores that is the case where one process per core leaves a core idle for
+a third of the time.
 
     python benchmarks/seed_workers.py [EXPERIMENT ...] [--repeats 2] [--epochs 3]
 """
@@ -40,9 +43,11 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "pipeline", "fetch", exp["dataset"]], cwd=root if (root / "params.yaml").exists() else _write(root, params), env=env, check=True, capture_output=True)
             if exp["task"] == "images":
                 subprocess.run([sys.executable, "-m", "pipeline", "reference", exp["dataset"]], cwd=root, env=env, check=True, capture_output=True)
-            times = {1: [], "auto": []}
+            cores = os.cpu_count() or 1
+            modes = (1, cores, "auto")
+            times = {mode: [] for mode in modes}
             for _ in range(args.repeats):
-                for workers in (1, "auto"):
+                for workers in modes:
                     run = copy.deepcopy(params)
                     run["seed_workers"] = workers
                     body = run["experiments"][name]
@@ -52,9 +57,12 @@ def main() -> None:
                     started = time.perf_counter()
                     subprocess.run([sys.executable, "-m", "pipeline", "train", name], cwd=root, env=env, check=True, capture_output=True)
                     times[workers].append(time.perf_counter() - started)
-            in_turn, side = statistics.median(times[1]), statistics.median(times["auto"])
-            pairs = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(times[1], times["auto"]))
-            print(f"{name:<22} in turn / side by side (s): {pairs}; ratio of medians {side / in_turn:.2f}")
+            in_turn, per_core, auto = (statistics.median(times[mode]) for mode in modes)
+            triples = ", ".join(f"{a:.1f}/{b:.1f}/{c:.1f}" for a, b, c in zip(*(times[mode] for mode in modes)))
+            print(
+                f"{name:<22} in turn / one per core / auto (s): {triples}; ratios of medians: "
+                f"one per core {per_core / in_turn:.2f} and auto {auto / in_turn:.2f} of in turn, auto {auto / per_core:.2f} of one per core"
+            )
 
 
 def _write(root: Path, params: dict) -> Path:

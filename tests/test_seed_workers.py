@@ -65,3 +65,17 @@ def test_a_failing_seed_fails_the_stage_with_its_exit_code_and_message(project, 
     assert out.returncode == 5, (out.returncode, out.stderr[-2000:])
     assert "parity-rnn" in out.stderr and "Traceback" not in out.stderr.splitlines()[-1]
     assert not (project / "models" / "parity-rnn").exists()
+
+
+def test_auto_trains_every_seed_at_once_up_to_one_and_a_half_processes_a_core(project, small_params, monkeypatch):
+    from pipeline.config import load
+    from pipeline.stages import train
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # auto trains in turn on a GPU
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    write_params(project, dict(small_params, seed_workers="auto"))
+    config = load(project / "params.yaml")
+    exp = config.experiment("parity-rnn")
+    for cores, seeds, expected in ((2, 3, 3), (2, 5, 3), (4, 3, 3), (4, 8, 6), (1, 3, 1), (2, 1, 1)):
+        monkeypatch.setattr(train.os, "cpu_count", lambda cores=cores: cores)
+        assert train.seed_workers(config, exp, seeds) == expected, (cores, seeds)

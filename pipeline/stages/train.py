@@ -164,11 +164,13 @@ def save_experiment(layout, name: str, exp, entry, uri: str, experiment_id, fini
 
 
 def seed_workers(config, exp, n_seeds: int) -> int:
-    """How many processes train an experiment's seeds side by side. ``seed_workers: auto``:
-    one per CPU core, up to the number of seeds, when training runs on the CPU in one process
-    (a small model keeps one core about as busy as two, so two seeds take about the time of
-    one; ``benchmarks/seed_workers.py``); one, training the seeds in turn, on an accelerator or
-    under a distributed strategy. An integer sets the number."""
+    """How many processes train an experiment's seeds side by side. ``seed_workers: auto``, when
+    training runs on the CPU in one process: one per seed, up to one and a half per core (three
+    on two cores). A small model keeps one core about as busy as two, so each process gets one
+    core's share of the threads; with more processes than cores the system shares the cores
+    out (costing ~2 %), where one process per core would leave a core idle while the last seed
+    trains alone (``benchmarks/seed_workers.py``). One, training the seeds in turn, on an
+    accelerator or under a distributed strategy. An integer sets the number."""
     if n_seeds < 2:
         return 1
     if config.seed_workers != "auto":
@@ -181,7 +183,8 @@ def seed_workers(config, exp, n_seeds: int) -> int:
 
         if torch.cuda.is_available() or torch.backends.mps.is_available():
             return 1
-    return max(1, min(n_seeds, os.cpu_count() or 1))
+    cores = os.cpu_count() or 1
+    return max(1, min(n_seeds, cores + cores // 2))
 
 
 def train_seeds_side_by_side(workers: int, config, layout, name: str, seeds: list[int], manifest, uri, experiment_id, setup_seconds: float) -> list[Finished]:
