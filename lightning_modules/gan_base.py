@@ -17,6 +17,8 @@ critic step (``after_critic_step``, WGAN's clipping), and what it shows beyond s
 (``sample_domains``: CoGAN's two domains; ``extra_pictures``: LAPGAN's pyramid). The networks are MLPs when the task gives
 ``data_dim`` (2-D points) and DCGAN convolutional networks when it gives ``image_shape``.
 Batches are ``(x,)`` or ``(x, label)`` or ``(x, label, x_other)`` (CoGAN's second domain).
+``lr_decay_epochs`` (every GAN's setting) makes both learning rates fall linearly to 0 over that
+many epochs; the module steps the schedulers itself at each epoch's end (manual optimisation).
 """
 
 from __future__ import annotations
@@ -210,6 +212,10 @@ class GANBase(ZooModule):
     def on_train_epoch_end(self):
         super().on_train_epoch_end()  # the epoch means
         self.log("generator_steps", self.generator_steps.float(), on_step=False, on_epoch=True)
+        # Manual optimisation: Lightning leaves the schedulers to the module.
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
+            scheduler.step()
 
     def validation_step(self, batch, batch_idx):
         real, labels, other = self.unpack(batch)
@@ -227,7 +233,11 @@ class GANBase(ZooModule):
     def configure_optimizers(self):
         opt_g = self.make_optimizer(self.generator.parameters(), self.settings.lr_generator)
         opt_d = self.make_optimizer(self.discriminator.parameters(), self.settings.lr_discriminator)
-        return opt_g, opt_d
+        epochs = self.settings.lr_decay_epochs
+        if epochs is None:
+            return opt_g, opt_d
+        linear = lambda epoch: max(0.0, 1.0 - epoch / epochs)  # noqa: E731 (epochs trained so far)
+        return [opt_g, opt_d], [torch.optim.lr_scheduler.LambdaLR(opt, linear) for opt in (opt_g, opt_d)]
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)

@@ -88,6 +88,9 @@ class GANBaseSettings(BaseModel):
     lr_discriminator: float = Field(1e-3, gt=0)
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
+    lr_decay_epochs: Optional[int] = Field(
+        None, ge=1, description="both learning rates fall linearly to 0 over this many epochs, as in Gulrajani et al.'s CIFAR-10 code; none: constant"
+    )
 
 
 class GANSettings(GANBaseSettings):

@@ -197,6 +197,25 @@ def test_fixed_noise_is_the_same_for_every_model_with_the_same_latent_size():
     assert a.fixed_noise.shape == (64, SMALL_IMAGE["latent_dim"])
 
 
+def test_lr_decay_falls_linearly_to_zero_and_constant_without_it(tmp_path):
+    model = build("gan", "sampler-2d", lr_generator=0.002, lr_discriminator=0.001, lr_decay_epochs=4)
+    seen = []
+
+    class Record(pl.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            seen.append([opt.param_groups[0]["lr"] for opt in module.optimizers()])
+
+    pl.seed_everything(0, verbose=False)
+    trainer = pl.Trainer(max_epochs=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu", callbacks=[Record()])
+    trainer.fit(model, ring_batches(2))
+    want = [[0.002 * f, 0.001 * f] for f in (1, 0.75, 0.5, 0.25, 0)]
+    assert [v for row in seen for v in row] == pytest.approx([v for row in want for v in row])
+    constant = build("gan", "sampler-2d", lr_generator=0.002)
+    fit(constant, ring_batches(2), tmp_path, epochs=2)
+    assert [opt.param_groups[0]["lr"] for opt in constant.optimizers()] == [0.002, 0.001]
+
+
 def test_published_defaults():
     def defaults(name, head):
         return MODELS[name].settings_for(head)()
