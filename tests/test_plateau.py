@@ -46,3 +46,27 @@ def test_with_warm_up_training_takes_off_and_stops_on_the_real_plateau():
     # judged from epoch 5 (value 0): improvements at 6, 7, 8; then 20.5 .. 20.0 are within
     # min_delta of 20: three epochs without improvement stop it at epoch 11
     assert stopped == 11 and epochs == 12
+
+
+def _study():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "plateau_study.py"
+    spec = importlib.util.spec_from_file_location("plateau_study", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_replay_in_docs_stops_where_the_callback_does():
+    study = _study()
+    for warmup in (0, 5):
+        _, stopped = epochs_run(warmup=warmup)
+        assert study.stop_epoch(CURVE, patience=3, min_delta=1.0, warmup=warmup) == stopped + 1  # 1-based
+    # a lull of 2 validations (20 .. 20.3 after 20) precedes nothing better: patience 3 suffices
+    assert study.patience_needed(CURVE, min_delta=1.0, warmup=5) == 0
+    lull = [0, 2, 2, 2, 2, 2, 9, 9]  # 4 validations without a gain of 1, then a jump
+    assert study.patience_needed(lull, min_delta=1.0, warmup=0) == 4
+    assert study.stop_epoch(lull, patience=4, min_delta=1.0, warmup=0) == 6
+    assert study.stop_epoch(lull, patience=5, min_delta=1.0, warmup=0) == len(lull)
