@@ -95,10 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             cells = []
             for p in args.patience:
                 stop = stop_epoch(curve, p, args.min_delta, args.warmup, maximise)
-                cells.append(f"{stop}, {pick(curve[:stop]):.1f}")
+                cells.append(f"{stop}, {pick(curve[:stop]):.3g}")
             last = sum(curve[-10:]) / len(curve[-10:])
             print(
-                f"| {experiment} | {seed} | {len(curve)} | {best:.1f} ({curve.index(best) + 1}) | {last:.1f} | "
+                f"| {experiment} | {seed} | {len(curve)} | {best:.3g} ({curve.index(best) + 1}) | {last:.3g} | "
                 + " | ".join(cells)
                 + f" | {patience_needed(curve, args.min_delta, args.warmup, maximise)} |"
             )
