@@ -303,14 +303,15 @@ def claim1(ev: Evidence) -> Verdict:
         return Verdict(CEILING, f"RNN {rnn}, LSTM and GRU at 1 too: these lengths do not need long context")
     fails = rnn.mean < FAILS_BELOW
     diffs = {name: welch(gated[name], rnn) for name in gated_names}
-    succeed = {name: gated[name].mean >= SUCCEEDS_FROM and diffs[name].beats(ACC_MARGIN) for name in gated_names}
+    meets_bar = {name: gated[name].mean >= SUCCEEDS_FROM for name in gated_names}
+    succeed = {name: meets_bar[name] and diffs[name].beats(ACC_MARGIN) for name in gated_names}
     text = f"RNN {rnn} ({'fails' if fails else 'does not fail'}); " + "; ".join(
-        f"{n.removeprefix('parity-long-').upper()} {gated[n]} ({'succeeds' if succeed[n] else 'does not succeed'}), "
+        f"{n.removeprefix('parity-long-').upper()} {gated[n]} ({'succeeds' if meets_bar[n] else 'does not succeed'}), "
         f"against the RNN {diffs[n].describe(ACC_MARGIN)}"
         for n in gated_names
     )
     ok = fails and all(succeed.values())
-    noisy = not ok and fails and all(gated[n].mean >= SUCCEEDS_FROM for n in gated_names)
+    noisy = not ok and fails and all(meets_bar.values())
     return Verdict(SUPPORTED if ok else NOT_SUPPORTED, text, noisy)
 
 
