@@ -22,7 +22,7 @@ PANELS = [  # (picture, caption): what each family's comparison looks like
     ("plots/ring-gan/samples.png", "ring: the non-saturating GAN's samples"),
     ("plots/grid-gan/samples.png", "grid: the non-saturating GAN's samples"),
     ("plots/digits-cgan/samples_per_class.png", "digits: the conditional GAN, one column per class"),
-    ("plots/dates-seq2seq-bahdanau/attention_test_1.png", "dates: Bahdanau attention, a date inside a phrase"),
+    ("plots/dates-seq2seq-bahdanau/attention_test_long_0.png", "dates: Bahdanau attention on a long input, around the date"),
 ]
 
 

@@ -293,3 +293,23 @@ def test_dates_evaluation_scores_exact_match_by_length_beyond_the_training_lengt
     assert all(curve[k] == 1.0 for k in curve if k + 9 <= reach) and all(curve[k] == 0.0 for k in curve if k > reach + 10)
     assert (tmp_path / "accuracy_by_length.png").stat().st_size > 0
     assert (tmp_path / "accuracy_by_length.csv").read_text().startswith("length,exact_match\n0,1.0000\n")
+
+
+def test_a_long_inputs_heat_map_is_cropped_to_the_attended_span(tmp_path):
+    """A 231-token input whose attention sits on tokens 100-120: the map shows tokens 93-128
+    (8 either side) and says so; a short input is shown whole."""
+    from pipeline.tasks.seq2seq import HEATMAP_MARGIN, attended_span, plot_heatmap
+
+    weights = np.full((11, 231), 0.001)
+    for row, column in enumerate(range(100, 121, 2)):
+        weights[row, column] = 0.9
+    weights[3, 50] = 0.04  # under the floor: not attended
+    assert attended_span(weights) == (100 - HEATMAP_MARGIN, 121 + HEATMAP_MARGIN)
+    assert attended_span(weights[:, :60]) == (0, 60)  # short enough to show whole
+    assert attended_span(np.zeros((3, 100))) == (0, 100)  # nothing attended: show everything
+    path = tmp_path / "attention.png"
+    plot_heatmap(weights, [str(i % 10) for i in range(231)], [str(i) for i in range(11)], "t", path)
+    from PIL import Image
+
+    width, height = Image.open(path).size
+    assert width < 1500  # 36 columns, not 231 (a 231-column map was over 5,000 pixels wide)

@@ -12,7 +12,8 @@ Evaluation on ``test`` (and ``test_long`` where the dataset has it), with both d
   training input) and an MLflow series; ``zoo compare`` draws every model of a dataset in one plot;
 - ``samples.txt`` (in ``samples/<experiment>/``): input, reference, greedy and beam outputs of fixed test examples;
 - for models that attend: ``attention_<split>_<k>.png``, the weights of fixed test examples as a heat
-  map (output tokens down, input tokens across).
+  map (output tokens down, input tokens across; an input of more than 60 tokens is cropped to the
+  span that holds the attention, and the axis says which tokens are shown).
 """
 
 from __future__ import annotations
@@ -263,14 +264,39 @@ def plot_by_length(curves: dict[str, dict[int, float]], task: SequenceTask, path
     save_figure(fig, path)
 
 
+HEATMAP_COLUMNS = 60  # wider inputs are cropped to where the attention is
+HEATMAP_FLOOR = 0.05  # a column left out holds less than this weight in every row
+HEATMAP_MARGIN = 8  # input tokens kept either side of the attended span
+
+
+def attended_span(weights: np.ndarray, limit: int = HEATMAP_COLUMNS) -> tuple[int, int]:
+    """The columns [lo, hi) a heat map of ``weights`` (rows, columns) shows: all of them up to
+    ``limit``; beyond it, the span of the columns that hold at least ``HEATMAP_FLOOR`` in some
+    row, with ``HEATMAP_MARGIN`` tokens either side (so a long input's map stays readable)."""
+    n = weights.shape[1]
+    if n <= limit:
+        return 0, n
+    attended = np.flatnonzero(weights.max(axis=0) >= HEATMAP_FLOOR)
+    if attended.size == 0:
+        return 0, n
+    return max(0, int(attended[0]) - HEATMAP_MARGIN), min(n, int(attended[-1]) + 1 + HEATMAP_MARGIN)
+
+
 def plot_heatmap(weights: np.ndarray, columns: list[str], rows: list[str], title: str, path: Path) -> None:
-    """Attention weights (len(rows), len(columns)) with the tokens as tick labels."""
+    """Attention weights (len(rows), len(columns)) with the tokens as tick labels; an input
+    longer than ``HEATMAP_COLUMNS`` is shown from just before its first to just after its last
+    attended token (``attended_span``), and the axis says which characters those are."""
+    lo, hi = attended_span(weights)
+    xlabel = "input" if (lo, hi) == (0, len(columns)) else (
+        f"input, tokens {lo + 1}-{hi} of {len(columns)} (the others: weight < {HEATMAP_FLOOR} in every row)"
+    )
+    weights, columns = weights[:, lo:hi], columns[lo:hi]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4.0, 0.22 * len(columns) + 1.5), max(2.5, 0.3 * len(rows) + 1.2)))
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(columns)), columns, fontsize=8, family="monospace")
     ax.set_yticks(range(len(rows)), rows, fontsize=8, family="monospace")
-    ax.set(xlabel="input", ylabel="output", title=title)
+    ax.set(xlabel=xlabel, ylabel="output", title=title)
     fig.colorbar(image, ax=ax, fraction=0.03)
     fig.tight_layout()
     save_figure(fig, path)
