@@ -272,3 +272,20 @@ def test_every_criterion_states_its_test_and_the_mixtures_match_params_yaml():
         assert "Welch" in claims.CLAIMS[number - 1].criterion, number
     datasets = load(REPO / "params.yaml").datasets
     assert claims.MODES == {"ring": datasets["ring"].settings.n_components, "grid": datasets["grid"].settings.side ** 2}
+
+
+def test_every_claim_states_its_setup_and_the_parity_setup_matches_params_yaml():
+    """The report shows each claim's setup beside its rule; the numbers it quotes for the
+    long-lag parity are params.yaml's, so a change of design cannot leave the report stale."""
+    from conftest import REPO
+    from pipeline.config import load
+
+    for claim in claims.CLAIMS:
+        assert len(claim.design) > 40, claim.number
+    parity = load(REPO / "params.yaml").datasets["parity-long"].settings
+    design = claims.CLAIMS[0].design
+    assert f"probability {parity.one_prob:g}" in design
+    assert f"lengths {parity.train_min_length}-{parity.train_max_length}" in design
+    assert f"scored on {parity.train_max_length + 1}-{parity.test_max_length}" in design
+    report = claims.markdown(claims.judge({}))
+    assert f"- Setup: {design}." in report

@@ -265,6 +265,7 @@ class Claim:
     experiments: tuple[str, ...]  # what it compares
     rule: Rule
     criterion: str  # the rule in words, with its test, margins and bars, shown with the verdict
+    design: str = ""  # the setup it is tested in, its source, and where the alternatives measured are written up
 
 
 @dataclass(frozen=True)
@@ -598,49 +599,59 @@ CLAIMS = (
     Claim(1, "Vanilla RNNs fail where long context is needed and LSTM/GRU succeed (parity at long lengths).",
           ("parity-long-rnn", "parity-long-lstm", "parity-long-gru"), claim1,
           f"`accuracy_longer`: RNN mean < {FAILS_BELOW:g}; LSTM and GRU means ≥ {SUCCEEDS_FROM:g}, each better than the RNN "
-          f"by ≥ {ACC_MARGIN:g} ({_WELCH}); all three within {ACC_CEILING:g} of 1 in every seed: ceiling"),
+          f"by ≥ {ACC_MARGIN:g} ({_WELCH}); all three within {ACC_CEILING:g} of 1 in every seed: ceiling",
+          design="parity (`datasets.parity-long`): each bit is 1 with probability 0.1, so the parity so far must be held across runs of about 10 zeros (Bengio et al. 1994's latch); trained on lengths 1-40, scored on 41-160; RNN, LSTM and GRU of 64 units, Adam 3e-3. Other lengths and lags, Bengio et al.'s 25-50 among them: docs/plateaus.md, \"The long-lag parity\""),
     Claim(2, "The gradient ∂C_t/∂h_1 vanishes with distance for a vanilla RNN far faster than for an LSTM.",
           ("parity-long-rnn", "parity-long-lstm"), claim2,
-          f"`grad_log10_decay` of the trained RNN at least {DECADES:g} decades below the LSTM's ({_WELCH})"),
+          f"`grad_log10_decay` of the trained RNN at least {DECADES:g} decades below the LSTM's ({_WELCH})",
+          design="the trained `parity-long` RNN and LSTM of claim 1: the norm of ∂C_T/∂h_t on test strings, from the last step back to the first (`pipeline/evaluation/diagnostics.py`)"),
     Claim(3, "Gradient clipping keeps an exploding vanilla RNN trainable.",
           (CLIP_PLAIN, CLIP_CLIPPED, CLIP_REFERENCE), claim3,
           f"the unclipped RNN (plain SGD, recurrent weights 5x) explodes (diverged in a majority of seeds, or its `grad_norm_max` ≥ "
           f"{EXPLODES_AT:g}, a hundred times a unit-scale network's; else not enough data); holds when the clipped run diverged in no "
           f"seed, its `test_bpc` mean is within {TRAINABLE_BPC:g} of `{CLIP_REFERENCE}`'s (the same RNN trained with Adam), and the "
-          f"unclipped one diverged in a majority of seeds or the clipped one is better by ≥ {CLIP_GAIN:g} bits/char ({_WELCH})"),
+          f"unclipped one diverged in a majority of seeds or the clipped one is better by ≥ {CLIP_GAIN:g} bits/char ({_WELCH})",
+          design="Pascanu et al. 2013: the vanilla RNN on `xml` with plain SGD (lr 1) from recurrent weights at 5 times their usual scale, without and with clipping the gradient's global norm to 1; a non-finite loss ends a seed as a recorded divergence"),
     Claim(4, "A forget-gate bias of 1 helps the LSTM on long-range tasks.",
           ("parity-long-lstm", "parity-long-lstm-fb0"), claim4,
           f"bias 1 against 0 on `accuracy_longer` (better by ≥ {ACC_MARGIN:g}, {_WELCH}) and on `epochs_to_target` (fewer by ≥ "
           f"{EPOCH_MARGIN:g}, {_WELCH}; a seed that never reached the target counts its epochs + 1 and "
           f"its side cannot show the effect): supported when either shows it and neither shows the opposite; accuracy at "
-          f"the ceiling and no speed difference: ceiling"),
+          f"the ceiling and no speed difference: ceiling",
+          design="Gers et al. 2000, Jozefowicz et al. 2015: claim 1's LSTM with its forget-gate bias at 1 and at 0; besides the final accuracy, the epochs each seed takes to reach 0.95 validation accuracy"),
     Claim(5, "The GRU, with fewer parameters, is about as good as the LSTM.",
           ("parity-long-gru", "parity-long-lstm", "xml-gru", "xml-lstm", "xml-rnn"), claim5,
           f"first the LSTM must succeed (parity: `accuracy_longer` mean ≥ {SUCCEEDS_FROM:g}; xml: `test_bpc` below "
           f"`xml-rnn`'s by ≥ {XML_BAR:g}, {_WELCH}), else not enough data; then, on each task, fewer parameters and not worse: the "
-          f"one-sided 95 % Welch bound of the GRU's deficit under {ACC_MARGIN:g} accuracy / {BPC_MARGIN:g} bits/char"),
+          f"one-sided 95 % Welch bound of the GRU's deficit under {ACC_MARGIN:g} accuracy / {BPC_MARGIN:g} bits/char",
+          design="Chung et al. 2014, Jozefowicz et al. 2015: GRU and LSTM of the same width (64) on claim 1's parity and on nested XML (`datasets.xml`, Jozefowicz et al.'s second task); on XML the LSTM must first beat the vanilla RNN: docs/plateaus.md, \"Nested XML\""),
     Claim(6, "Of Greff's variants, none clearly beats the vanilla LSTM; NFG and NOAF hurt the most; CIFG and NP cost little.",
           (GREFF_VANILLA, *GREFF_NAMES, "xml-rnn"), claim6,
           f"`test_bpc`: no variant better than vanilla by ≥ {BPC_MARGIN:g} ({_WELCH}); NFG and NOAF the two worst means, each "
           f"worse than the third worst by ≥ {BPC_MARGIN:g} ({_WELCH}); CIFG and NP not worse than vanilla (one-sided "
-          f"95 % Welch bound of the deficit under {BPC_MARGIN:g}), once vanilla beats `xml-rnn` by ≥ {XML_BAR:g}"),
+          f"95 % Welch bound of the deficit under {BPC_MARGIN:g}), once vanilla beats `xml-rnn` by ≥ {XML_BAR:g}",
+          design="Greff et al. 2015: the peephole LSTM and its eight one-change variants on nested XML, same width, optimiser and data, 3 seeds each; why the XML task does not yet separate cells at this budget: docs/plateaus.md, \"Nested XML\""),
     Claim(7, "Attention beats the plain encoder–decoder, more so for long inputs.",
           (DATES_PLAIN, *DATES_ATTENTION), claim7,
           f"each recurrent encoder–decoder with attention (Bahdanau, Luong): `exact_match_long` (inputs beyond the training lengths) better than the plain model's by ≥ {ACC_MARGIN:g} "
           f"({_WELCH}); its per-seed `exact_match_long` − `exact_match` above the plain model's by ≥ {ACC_MARGIN:g} ({_WELCH}): "
-          f"the gain on long inputs exceeds the overall gain; and `exact_match` not worse than the plain model's"),
+          f"the gain on long inputs exceeds the overall gain; and `exact_match` not worse than the plain model's",
+          design="Bahdanau et al. 2015, Fig. 2: dates to ISO form (`datasets.dates`), tested on inputs 2-4 times the longest training input (30-36 filler words); the plain encoder-decoder (reversed source) against Bahdanau's and Luong's attention, beam 4"),
     Claim(8, "The non-saturating generator loss trains where the minimax loss stalls.",
           ("ring-gan", "ring-gan-minimax", "grid-gan", "grid-gan-minimax"), claim8,
           f"on each mixture, `high_quality_pct` of non-saturating above minimax by ≥ {HQ_MARGIN:g} points ({_WELCH}), and "
-          f"`modes_covered` not worse by ≥ {MODE_MARGIN:g} ({_WELCH}); every seed within {100 * ACC_CEILING:g} point of 100 % and at all modes: ceiling"),
+          f"`modes_covered` not worse by ≥ {MODE_MARGIN:g} ({_WELCH}); every seed within {100 * ACC_CEILING:g} point of 100 % and at all modes: ceiling",
+          design="PacGAN's mixtures (Lin et al. 2018): 8 Gaussians on a ring (σ 0.01), 25 on a grid (σ 0.05); MLPs of 3×128, batch 512, Adam 1e-3; the non-saturating against the minimax generator loss (Goodfellow et al. 2014). Where the grid's seeds stop: docs/plateaus.md, \"The 25-Gaussian grid\""),
     Claim(9, "Minibatch discrimination and WGAN-GP cover more modes than the plain GAN.",
           ("ring-gan", "ring-gan-mbd", "ring-wgan-gp", "grid-gan", "grid-gan-mbd", "grid-wgan-gp"), claim9,
           f"on each mixture, `modes_covered` above the plain GAN's by ≥ {MODE_MARGIN:g} ({_WELCH}); where the plain GAN covers "
           f"every mode in every seed (ceiling), the secondary: `reverse_kl` lower by ≥ {KL_MARGIN:g} ({_WELCH}), else "
-          f"ceiling"),
+          f"ceiling",
+          design="the mixtures of claim 8: minibatch discrimination (Salimans et al. 2016; 5 kernels of 3, batch 128) and WGAN-GP (Gulrajani et al. 2017; λ 0.1, 5 critic steps, Adam (0.5, 0.9)) against the plain GAN"),
     Claim(10, "A conditional GAN produces the class it is asked for.",
           ("digits-cgan", "digits-acgan", "reference-digits"), claim10,
-          f"`class_accuracy` mean at least halfway from chance ({CLASS_CHANCE:g}) to the reference classifier's on real held-out images"),
+          f"`class_accuracy` mean at least halfway from chance ({CLASS_CHANCE:g}) to the reference classifier's on real held-out images",
+          design="a conditional GAN (Mirza and Osindero 2014) and an AC-GAN (Odena et al. 2017) on scikit-learn's 8×8 digits; the reference classifier names the class of each generated image"),
 )
 
 
@@ -688,6 +699,7 @@ def markdown(results: list[ClaimResult]) -> str:
             f"## {r.claim.number}. {r.claim.text}",
             "",
             f"- **Verdict: {verdict_label(r)}.** {r.explanation}",
+            *([f"- Setup: {r.claim.design}."] if r.claim.design else []),
             f"- Rule: {r.claim.criterion}.",
             f"- Experiments: {', '.join(f'`{e}`' for e in r.claim.experiments)}.",
         ]
