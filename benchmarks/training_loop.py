@@ -59,6 +59,11 @@ def project(folder: Path, names: list[str], batches: int | dict[str, int], epoch
     params["experiments"] = {n: params["experiments"][n] for n in names}
     params["trainer"].update(enable_progress_bar=False)
     for name, body in params["experiments"].items():
+        # One seed, as the hand-written loop trains: an experiment's seeds would otherwise
+        # share the cores, and the first seed's fit time would count their work as overhead.
+        seeds = body.get("seeds") or params.get("defaults", {}).get(body["task"], {}).get("seeds")
+        if seeds and "seed" not in body:
+            body["seeds"] = seeds[:1]
         limit = batches[name] if isinstance(batches, dict) else batches
         body.setdefault("trainer", {}).update(max_epochs=(epochs or {}).get(name, 1), limit_train_batches=limit, limit_val_batches=0)
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
