@@ -16,6 +16,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from lightning_modules.decoding import map_state
 from lightning_modules.recurrent import RecurrentModel
 from lightning_modules.settings import LanguageModelSettings
 
@@ -23,9 +24,10 @@ from lightning_modules.settings import LanguageModelSettings
 class LanguageModel(RecurrentModel):
     Settings = LanguageModelSettings  # reads left to right: no bidirectional setting
 
-    def __init__(self, *, cell: str, vocab_size: int, **settings: Any):
+    def __init__(self, *, cell: str, vocab_size: int, carry_state: bool = False, **settings: Any):
         super().__init__()
-        s = self.settings = self.save_settings({"cell": cell, "vocab_size": vocab_size}, settings)
+        s = self.settings = self.save_settings({"cell": cell, "vocab_size": vocab_size, "carry_state": carry_state}, settings)
+        self._carried: dict[str, Any] = {}  # stage -> the state the last batch ended in (carry_state)
         self._build_recurrent(cell, vocab_size, s.embedding_dim, s.hidden_size, s.num_layers, s.dropout, False, s.forget_bias, s.init_scale, s.fused)
         self.head = nn.Linear(s.hidden_size, vocab_size)
 
@@ -51,7 +53,12 @@ class LanguageModel(RecurrentModel):
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         inputs, targets, mask = batch
-        logits, _ = self(inputs)
+        # carry_state: the batches come in stream order (pipeline.tasks.language.row_windows),
+        # so a row starts from the state its previous window ended in; the gradient stops there.
+        state = self._carried.get(stage) if self.hparams.get("carry_state") else None
+        logits, state = self(inputs, state)
+        if self.hparams.get("carry_state"):
+            self._carried[stage] = map_state(torch.Tensor.detach, state)
         loss = self.nll(logits, targets, mask)
         log_lm_loss(self, stage, loss, mask.sum())
         return loss
@@ -61,6 +68,14 @@ class LanguageModel(RecurrentModel):
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self._carried.pop("train", None)  # an epoch reads the stream from its start again
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        self._carried.pop("val", None)
 
     @torch.no_grad()
     def sample(self, prompt: list[int], length: int, temperature: float = 1.0, generator: Optional[torch.Generator] = None) -> list[int]:

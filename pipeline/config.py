@@ -122,6 +122,11 @@ class ExperimentCommon(Strict):
     batch_size: int = Field(64, ge=1)
     trainer: dict[str, Any] = Field(default_factory=dict, description="overrides of the trainer section")
     sequence_length: int = Field(100, ge=2, description="text tasks: characters per training window (truncated BPTT)")
+    carry_state: bool = Field(
+        False,
+        description="recurrent text models: each batch row reads its own contiguous stretch of the stream and carries "
+        "its recurrent state (detached) from one window to the next, in training and validation (stateful truncated BPTT)",
+    )
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
 
     @field_validator("seeds")

@@ -520,3 +520,55 @@ def test_xml_task_reports_the_floor_and_the_bits_spent_on_closing_tags(tmp_path)
     recall = test["recall"][1 : n + 1]
     assert recall.sum() > 10 and not (recall & ~test["closing"][1 : n + 1]).any()
     assert metrics["recall_accuracy"] == 0.0  # a uniform guess's argmax is id 0, the newline
+
+
+def test_row_windows_continue_each_row_from_one_batch_to_the_next():
+    from pipeline.tasks.language import row_windows
+
+    ids = np.arange(1000)
+    x, y = row_windows(ids, length=10, rows=4, offset=3)
+    per_row = (1000 - 3 - 1) // 4  # 249 characters a row: 24 windows of 10
+    assert x.shape == (24 * 4, 10)
+    np.testing.assert_array_equal(y, x + 1)  # the next character
+    for k in range(24):  # batch k = rows 4k .. 4k + 3: window k of each stretch
+        for r in range(4):
+            np.testing.assert_array_equal(x[4 * k + r], 3 + r * per_row + 10 * k + np.arange(10))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_carried_state_trains_as_if_each_row_were_read_in_one_piece(cell, tmp_path):
+    """With ``carry_state``, two consecutive windows of a row give the same forward pass as one
+    window twice as long (the state crosses over), and a Lightning epoch over the row-ordered
+    batches has the losses of the stream read in two halves with the state passed along."""
+    import pytorch_lightning as pl
+    import torch
+
+    from lightning_modules.language_model import LanguageModel
+    from pipeline.tasks.language import row_windows
+    from pipeline.training.loaders import batches
+
+    torch.manual_seed(0)
+    model = LanguageModel(cell=cell, vocab_size=7, carry_state=True, hidden_size=8, embedding_dim=4, lr=1e-12)  # weights stay put
+    assert model.hparams.carry_state
+    ids = np.random.default_rng(0).integers(0, 7, 2 * 3 * 12 + 1)
+    x, y = row_windows(ids, length=12, rows=3)  # 3 rows of 24: two batches of 3 windows
+    model.eval()
+    with torch.no_grad():
+        whole, _ = model(torch.from_numpy(np.concatenate([x[0:3], x[3:6]], axis=1)))
+        first, state = model(torch.from_numpy(x[0:3]))
+        second, _ = model(torch.from_numpy(x[3:6]), state)
+    torch.testing.assert_close(torch.cat([first, second], 1), whole)
+
+    seen = []
+
+    class Losses(pl.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            seen.append(float(outputs["loss"]))
+
+    model.train()
+    loader = batches([x, y, np.ones_like(x, dtype=np.float32)], 3, shuffle=False)
+    pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+               callbacks=[Losses()], default_root_dir=tmp_path, accelerator="cpu", limit_val_batches=0).fit(model, loader)
+    expected = [LanguageModel.nll(logits, torch.from_numpy(y[i : i + 3]), torch.ones(3, 12)).item() for i, logits in ((0, first), (3, second))]
+    assert seen == pytest.approx(expected, rel=1e-4)  # the second batch started from the first one's state
+    assert all(not t.requires_grad for t in torch.utils._pytree.tree_leaves(model._carried["train"]))

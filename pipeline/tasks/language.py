@@ -2,9 +2,13 @@
 (Jozefowicz et al. 2015's generated nested XML).
 
 Training cuts the stream into windows of ``sequence_length`` + 1 characters (truncated
-backpropagation through time). Evaluation reads the whole test stream as 16 contiguous
-rows, carrying the recurrent state from one window to the next, and reports bits per
-character = mean negative log-likelihood / ln 2.
+backpropagation through time), shuffled, each read from a zero state; with ``carry_state``
+(recurrent models) each batch row instead reads its own contiguous stretch of the stream in
+order and starts from the state its previous window ended in, the gradient stopping at the
+window's start (``row_windows``; Zaremba et al. 2014's training), in validation as well, on 16
+rows. Evaluation reads the whole test stream as 16 contiguous rows, carrying the recurrent
+state from one window to the next, and reports bits per character = mean negative
+log-likelihood / ln 2.
 """
 
 from __future__ import annotations
@@ -30,6 +34,21 @@ def windows(ids: np.ndarray, length: int, offset: int = 0) -> tuple[np.ndarray, 
         raise ValueError(f"stream of {len(ids)} characters is shorter than one window of {length}")
     inputs = ids[: n * length].reshape(n, length)
     targets = ids[1 : n * length + 1].reshape(n, length)
+    return inputs.astype(np.int64), targets.astype(np.int64)
+
+
+def row_windows(ids: np.ndarray, length: int, rows: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The stream cut into ``rows`` contiguous stretches, each into windows of ``length``,
+    ordered window-major: batch k of ``rows`` (unshuffled) holds window k of every stretch, so
+    a row of batch k + 1 continues exactly where the same row of batch k stopped."""
+    ids = ids[offset:]
+    per_row = (len(ids) - 1) // rows
+    n = per_row // length
+    if n < 1:
+        raise ValueError(f"stream of {len(ids)} characters is too short for {rows} rows of one window of {length}")
+    starts = (np.arange(n)[:, None] * length + np.arange(rows)[None, :] * per_row).reshape(-1)  # (n * rows,)
+    inputs = ids[starts[:, None] + np.arange(length)[None, :]]
+    targets = ids[starts[:, None] + 1 + np.arange(length)[None, :]]
     return inputs.astype(np.int64), targets.astype(np.int64)
 
 
@@ -71,13 +90,19 @@ class StreamTask(Task):
     def prepare(self, data_dir, manifest, common, seed):
         train, val = load_split(data_dir, "train")["ids"], load_split(data_dir, "val")["ids"]
         offset = int(np.random.default_rng(seed).integers(0, common.sequence_length))
-        x, y = windows(train, common.sequence_length, offset)
-        vx, vy = windows(val, min(common.sequence_length, len(val) - 1))
-        return Prepared(
-            train=batches([x, y, np.ones_like(x, dtype=np.float32)], common.batch_size, shuffle=True, seed=seed),
-            val=batches([vx, vy, np.ones_like(vx, dtype=np.float32)], common.batch_size, shuffle=False),
-            model_args={"vocab_size": len(vocabulary(data_dir))},
-        )
+        model_args = {"vocab_size": len(vocabulary(data_dir))}
+        if common.carry_state:  # batches in stream order, each row continuing the last batch's
+            x, y = row_windows(train, common.sequence_length, common.batch_size, offset)
+            vx, vy = row_windows(val, common.sequence_length, EVAL_ROWS)
+            train_loader = batches([x, y, np.ones_like(x, dtype=np.float32)], common.batch_size, shuffle=False)
+            val_loader = batches([vx, vy, np.ones_like(vx, dtype=np.float32)], EVAL_ROWS, shuffle=False)
+            model_args["carry_state"] = True
+        else:
+            x, y = windows(train, common.sequence_length, offset)
+            vx, vy = windows(val, min(common.sequence_length, len(val) - 1))
+            train_loader = batches([x, y, np.ones_like(x, dtype=np.float32)], common.batch_size, shuffle=True, seed=seed)
+            val_loader = batches([vx, vy, np.ones_like(vx, dtype=np.float32)], common.batch_size, shuffle=False)
+        return Prepared(train=train_loader, val=val_loader, model_args=model_args)
 
     def gradient_flow_batch(self, data_dir, manifest, common):
         x, y = windows(load_split(data_dir, "test")["ids"], common.sequence_length)
