@@ -412,7 +412,7 @@ def test_settings_defaults_are_written_once_in_settings():
     # built with no settings: the Settings' defaults, saved in full
     lm = MODELS["lstm"].cls_for("language-model")(cell="lstm", vocab_size=5)
     assert lm.settings == MODELS["lstm"].settings_for("language-model")()
-    assert dict(lm.hparams) == {"cell": "lstm", "vocab_size": 5, **lm.settings.model_dump()}
+    assert dict(lm.hparams) == {"cell": "lstm", "vocab_size": 5, "carry_state": False, **lm.settings.model_dump()}
     # the GANs take their settings as keywords and validate them with Settings: one source of defaults
     gan = MODELS["gan"].cls_for("sampler-2d")(data_dim=2)
     assert gan.settings == MODELS["gan"].settings_for("sampler-2d")()
