@@ -146,6 +146,19 @@ def test_training_stops_on_a_plateau_keeps_the_best_checkpoint_and_records_the_e
     assert metrics["plateau"] == 1.0 and metrics["seeds"][str(seed)]["epochs_to_target"] == 1
 
 
+def test_a_monitor_at_the_tasks_ceiling_ends_training_on_its_plateau(project, small_params, monkeypatch):
+    from pipeline.stages.train import train
+    from pipeline.tasks import TASKS
+
+    assert TASKS["parity"].ceilings == {"val_accuracy": 1.0}
+    monkeypatch.setattr(TASKS["parity"], "ceilings", {"val_accuracy": 0.0})  # any accuracy reaches it
+    plateau = {"monitor": "val_accuracy", "mode": "max", "patience": 50, "min_delta": 0.0}
+    config, layout = setup(project, small_params, plateau=plateau, trainer={"max_epochs": 6})
+    train(config, layout, "parity-rnn")
+    training = json.loads(layout.run_file("parity-rnn").read_text())["seeds"][str(config.experiment_seed("parity-rnn"))]["training"]
+    assert training["stopped"] == "plateau" and training["epochs"] == 1 and training["best_epoch"] == 1
+
+
 def test_a_monitor_the_model_does_not_log_is_named_as_a_config_error(project, small_params):
     from pipeline.stages.train import train
 

@@ -374,7 +374,8 @@ def build_seed(config, layout, name: str, seed: int, manifest, task, entry, resu
         history=EpochHistory(),
         interrupt=GracefulInterrupt(),
         stopper=PlateauStopping(
-            warmup=plateau.warmup, monitor=monitor, mode=mode, patience=plateau.patience, min_delta=plateau.min_delta, strict=False, check_finite=False
+            warmup=plateau.warmup, monitor=monitor, mode=mode, patience=plateau.patience, min_delta=plateau.min_delta, strict=False, check_finite=False,
+            ceiling=task.ceilings.get(monitor) if mode == "max" else None,
         ),
         best=BestCheckpoint(resume.best, monitor, mode),
     )

@@ -52,6 +52,10 @@ class Task:
     # the kept checkpoint; an experiment's `plateau.monitor` overrides it.
     monitor: str = "val_loss"
     monitor_mode: str = "min"  # "min" or "max"
+    # The best value a maximised validation metric can take. A seed whose monitor reaches it has
+    # reached its plateau and stops at that epoch (PlateauStopping's ceiling): no later epoch can
+    # beat it, so the kept model, the first to reach it, is the one patience would keep.
+    ceilings: dict[str, float] = {"val_accuracy": 1.0}
     # What ``zoo sample`` does with a model trained on this task (``pipeline.stages.sample``'s
     # kinds: text, answer, translate, caption, classify, points, images); None: it cannot.
     sample_kind: str | None = None

@@ -148,7 +148,7 @@ def record(monitor: MonitorRecord, stopper, finite, norms: GradientNorms) -> dic
     """One seed's training record from its callbacks (EarlyStopping ``stopper``, ``FiniteLoss``)."""
     if finite.diverged is not None:
         stopped = "diverged"
-    elif stopper.stopped_epoch > 0:
+    elif stopper.stopped_epoch > 0 or getattr(stopper, "reached_ceiling", False):  # a ceiling can stop epoch 0
         stopped = "plateau"
     else:
         stopped = "cap"
@@ -188,15 +188,37 @@ class PlateauStopping(EarlyStopping):
     monitor sits near zero for its first thousands of generator steps and then takes off:
     patience counted over that stretch would stop it before it learns. (The Trainer's
     ``min_epochs`` does not do this: it only postpones a stop already decided, even when the
-    monitor has improved since.)"""
+    monitor has improved since.)
 
-    def __init__(self, warmup: int = 0, **kwargs: Any):
+    ``ceiling``: the monitor's best possible value. A seed that reaches it (≥ for ``max``, ≤
+    for ``min``) has reached its plateau and stops at the end of that epoch, warm-up or not:
+    no later epoch can beat it, so the kept (first best) model is the one patience would keep.
+    (``stopping_threshold`` compares strictly, so an accuracy of exactly 1.0 would not stop it.)"""
+
+    def __init__(self, warmup: int = 0, ceiling: float | None = None, **kwargs: Any):
         super().__init__(**kwargs)
-        self.warmup = warmup
+        self.warmup, self.ceiling = warmup, ceiling
+        self.reached_ceiling = False
 
     def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if trainer.current_epoch >= self.warmup:
             super().on_validation_end(trainer, pl_module)
+        if self.ceiling is not None and not trainer.sanity_checking and self._at_ceiling(trainer.callback_metrics.get(self.monitor)):
+            trainer.should_stop = self.reached_ceiling = True
+            self.stopped_epoch = trainer.current_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "reached_ceiling": self.reached_ceiling}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.reached_ceiling = state_dict.get("reached_ceiling", False)
+
+    def _at_ceiling(self, value) -> bool:
+        if value is None or not torch.isfinite(torch.as_tensor(value)):
+            return False
+        value = float(value)
+        return value >= self.ceiling if self.mode == "max" else value <= self.ceiling
 
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if trainer.current_epoch >= self.warmup:
