@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from pipeline.reporting import claims
-from pipeline.reporting.claims import CEILING, NOT_ENOUGH, NOT_SUPPORTED, SUPPORTED
+from pipeline.reporting.claims import CEILING, ELSEWHERE, NOT_ENOUGH, NOT_SUPPORTED, SUPPORTED
 
 
 def run(plateau=None, diverged=None, **per_seed) -> dict:
@@ -24,8 +24,8 @@ def run(plateau=None, diverged=None, **per_seed) -> dict:
     return {**means, "n_seeds": n, "seeds": seeds}
 
 
-def verdict(number: int, metrics: dict) -> claims.ClaimResult:
-    return next(r for r in claims.judge(metrics) if r.claim.number == number)
+def verdict(number: int, metrics: dict, profile=None) -> claims.ClaimResult:
+    return next(r for r in claims.judge(metrics, profile=profile) if r.claim.number == number)
 
 
 def parity(rnn, lstm, gru) -> dict:
@@ -177,6 +177,74 @@ def test_overlapping_seeds_are_within_noise():
     assert verdict(8, metrics).verdict == SUPPORTED
 
 
+RING = ("ring-gan", "ring-gan-minimax", "ring-gan-mbd", "ring-wgan-gp")  # the default profile's mixture
+
+
+def test_a_part_another_profile_trains_is_left_out_and_named():
+    """The grid is the paper profile's: claim 8 in the default profile is judged on the ring alone,
+    and its label says so; without a profile (everything this one's) the grid is missing data."""
+    metrics = {
+        "ring-gan": run(high_quality_pct=[24.0, 26.0, 25.0], modes_covered=[8, 8, 8]),
+        "ring-gan-minimax": run(high_quality_pct=[15.0, 17.0, 16.0], modes_covered=[8, 8, 8]),
+    }
+    result = verdict(8, metrics, profile=set(RING))
+    assert result.verdict == SUPPORTED and result.elsewhere == ("grid",)
+    assert claims.verdict_label(result) == "supported (grid part: not in this profile)"
+    assert result.explanation.startswith("ring: supported, ")
+    assert result.explanation.endswith("; grid: not in this profile (`grid-gan`, `grid-gan-minimax` are not in this profile's experiments)")
+    # no profile: today's behaviour, the grid has no data
+    result = verdict(8, metrics)
+    assert result.verdict == NOT_ENOUGH and result.elsewhere == () and claims.verdict_label(result) == NOT_ENOUGH
+    assert "grid: not enough data, `grid-gan` has no metrics" in result.explanation
+    # the profile trains the grid but it has no metrics yet: still not enough data
+    result = verdict(8, metrics, profile={*RING, "grid-gan", "grid-gan-minimax"})
+    assert result.verdict == NOT_ENOUGH and "`grid-gan` has no metrics" in result.explanation
+    # a part that reads some experiments of this profile and some of another: not enough, never left out
+    result = verdict(8, metrics, profile={*RING, "grid-gan"})
+    assert result.verdict == NOT_ENOUGH and "grid: not enough data, `grid-gan-minimax` is not in this profile's experiments" in result.explanation
+    # claim 9: both grid parts left out, the ring's judged
+    metrics |= {"ring-gan-mbd": run(modes_covered=[8, 8, 8]), "ring-wgan-gp": run(modes_covered=[8, 7, 8])}
+    metrics["ring-gan"] = run(modes_covered=[5, 6, 5])
+    result = verdict(9, metrics, profile=set(RING))
+    assert result.verdict == SUPPORTED and result.elsewhere == ("grid-gan-mbd", "grid-wgan-gp")
+    assert claims.verdict_label(result) == "supported (grid-gan-mbd, grid-wgan-gp parts: not in this profile)"
+
+
+def test_a_claim_no_experiment_of_which_this_profile_trains_is_not_in_this_profile():
+    result = verdict(1, parity([0.50, 0.52, 0.49], [0.97, 0.99, 0.98], [0.95, 0.97, 0.99]), profile={"grid-gan"})
+    assert result.verdict == ELSEWHERE and claims.verdict_label(result) == ELSEWHERE and result.numbers == ()
+    assert result.explanation == "`parity-long-rnn`, `parity-long-lstm`, `parity-long-gru` are not in this profile's experiments"
+    # the paper profile: only the grid; every claim but 8 and 9 is another profile's, 8 and 9 judged on the grid
+    grid = {"grid-gan", "grid-gan-minimax", "grid-gan-mbd", "grid-wgan-gp", "grid-wgan", "reference-grid"}
+    results = claims.judge({}, profile=grid)
+    assert {r.claim.number for r in results if r.verdict != ELSEWHERE} == {8, 9}
+    assert all(r.verdict == NOT_ENOUGH and "ring" in " ".join(r.elsewhere) for r in results if r.claim.number in (8, 9))
+    # every part elsewhere: the claim is elsewhere, and each part says why
+    result = verdict(8, {}, profile={"parity-long-rnn"})
+    assert result.verdict == ELSEWHERE and claims.verdict_label(result) == ELSEWHERE
+    assert "ring: not in this profile (" in result.explanation and "grid: not in this profile (" in result.explanation
+    report = claims.markdown(results)
+    assert "**not in this profile**" in report and "*not in this profile*" in claims.STATISTICS
+
+
+def test_a_judged_part_that_fails_decides_when_another_is_elsewhere():
+    """A rule cannot pass on failure: leaving the grid out never lifts the ring's verdict."""
+    metrics = {
+        "ring-gan": run(high_quality_pct=[15.0, 16.0, 17.0], modes_covered=[8, 8, 8]),
+        "ring-gan-minimax": run(high_quality_pct=[24.0, 26.0, 25.0], modes_covered=[8, 8, 8]),
+    }
+    result = verdict(8, metrics, profile=set(RING))
+    assert result.verdict == NOT_SUPPORTED and not result.within_noise
+    assert claims.verdict_label(result) == "not supported (grid part: not in this profile)"
+    metrics["ring-gan"] = run(high_quality_pct=[10.0, 40.0, 25.0], modes_covered=[8, 8, 8])
+    metrics["ring-gan-minimax"] = run(high_quality_pct=[12.0, 20.0, 16.0], modes_covered=[6, 8, 7])
+    result = verdict(8, metrics, profile=set(RING))
+    assert claims.verdict_label(result) == "not supported (within noise; grid part: not in this profile)"
+    metrics["ring-gan-minimax"] = run(high_quality_pct=[12.0, 20.0, 16.0], modes_covered=[6, 8, 7], plateau=[1, 0, 1])
+    result = verdict(8, metrics, profile=set(RING))
+    assert result.verdict == NOT_ENOUGH and "seed 2 stopped at the epoch cap" in result.explanation
+
+
 def test_a_ceiling_is_inconclusive_and_claim_9_falls_back_on_reverse_kl():
     full = dict(modes_covered=[8, 8, 8], high_quality_pct=[97.0, 98.0, 97.5])
     metrics = {
@@ -262,7 +330,7 @@ def test_claim_6_and_claim_10():
     assert verdict(10, {k: v for k, v in good.items() if k != "reference-digits"}).verdict == NOT_ENOUGH  # no sanity row
 
 
-def test_every_criterion_states_its_test_and_the_mixtures_match_params_yaml():
+def test_every_criterion_states_its_test_and_the_mixtures_match_the_profiles_params():
     from conftest import REPO
     from pipeline.config import load
 
@@ -270,7 +338,8 @@ def test_every_criterion_states_its_test_and_the_mixtures_match_params_yaml():
         assert claim.criterion and claim.experiments
     for number in (1, 2, 3, 4, 5, 6, 7, 8, 9):
         assert "Welch" in claims.CLAIMS[number - 1].criterion, number
-    datasets = load(REPO / "params.yaml").datasets
+    # the grid is the paper profile's (profiles/paper/params.yaml), the ring the default one's
+    datasets = {**load(REPO / "params.yaml").datasets, **load(REPO / "profiles" / "paper" / "params.yaml").datasets}
     assert claims.MODES == {"ring": datasets["ring"].settings.n_components, "grid": datasets["grid"].settings.side ** 2}
 
 

@@ -75,7 +75,7 @@ def measured(project):
     return project, pictures
 
 
-def test_compare_writes_claims_and_a_self_contained_page_and_logs_them(measured):
+def test_compare_writes_claims_and_a_self_contained_page_and_logs_them(measured, capsys):
     from mlflow.tracking import MlflowClient
 
     from pipeline.config import load
@@ -95,8 +95,11 @@ def test_compare_writes_claims_and_a_self_contained_page_and_logs_them(measured)
     assert "Welch's t-test" in text  # the statistics, explained once
     assert "## 6." in text and "**Verdict: not enough data.** none beats vanilla: not enough data, `xml-lstm-peephole` has no metrics" in text
     assert "| `parity-long-lstm` | `accuracy_longer` | 0.997 ± 0.00577 | 3 |" in text
-    # claim 8: the minimax run has a seed at the epoch cap, and grid was not run
-    assert "`ring-gan-minimax` seed 2 stopped at the epoch cap, not on its plateau" in text and "`grid-gan` has no metrics" in text
+    # claim 8: the minimax run has a seed at the epoch cap; the grid is the paper profile's, named, not judged
+    assert "`ring-gan-minimax` seed 2 stopped at the epoch cap, not on its plateau" in text
+    assert "grid: not in this profile (`grid-gan`, `grid-gan-minimax` are not in this profile's experiments)" in text
+    assert "| 8 | The non-saturating generator loss trains where the minimax loss stalls. | **not enough data (grid part: not in this profile)** |" in text
+    assert "claims supported 2/10 -> reports/claims.md" in capsys.readouterr().out  # every claim has a part here
 
     board = (reports / "leaderboard.md").read_text()
     for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", board):
@@ -135,6 +138,7 @@ def test_compare_writes_claims_and_a_self_contained_page_and_logs_them(measured)
     assert {"reports/leaderboard.md", "reports/claims.md", "reports/index.html"} <= logged
     assert run.data.tags["zoo.claim.1"] == "supported"
     assert run.data.tags["zoo.claim.7"] == "not enough data"
+    assert run.data.tags["zoo.claim.8"] == "not enough data (grid part: not in this profile)"
 
 
 def test_compare_with_nothing_measured_still_writes_every_report(project):
@@ -149,6 +153,10 @@ def test_compare_with_nothing_measured_still_writes_every_report(project):
     html = page(tables(config, layout), results, [], [])
     assert html.count('<td class="not-enough-data">') == 10 and "No pictures yet" in html
     assert "not trained" in leaderboard_markdown(tables(config, layout))
+    # a profile that trains none of a claim's experiments: the claim is another profile's, shown uncoloured
+    html = page(tables(config, layout), claims.judge({}, profile={"grid-gan"}), [], [])
+    assert html.count('<td class="not-in-this-profile"><b>not in this profile</b></td>') == 8
+    assert ".not-in-this-profile" not in html  # no colour of its own: neither a result nor a gap
 
 
 def test_comparison_data_overlays_each_tables_experiments_in_one_long_csv(measured, tmp_path):

@@ -15,6 +15,9 @@ Verdicts:
   meets its bar where the claim compares against it. The explanation names what is missing.
 - ``inconclusive: ceiling``: every compared model at the metric's maximum in every seed, so the
   metric cannot show a difference (the task is too easy for the claim).
+- ``not in this profile``: the experiments the claim (or a part of it) reads are not trained by
+  this profile's ``params.yaml`` (the 25-Gaussian grid is the paper profile's, ``profiles/paper``);
+  the profile that trains them judges them. A part that is judged here still decides.
 
 The statistics, once: a number is the mean ± the standard deviation over seeds (n seeds).
 "A better than B" means the mean difference reaches the rule's margin (the least difference
@@ -36,7 +39,8 @@ from typing import Callable, Iterable, Optional
 
 SUPPORTED, NOT_SUPPORTED, NOT_ENOUGH = "supported", "not supported", "not enough data"
 CEILING = "inconclusive: ceiling"
-# A claim of several parts takes the weakest part's verdict, in this order.
+ELSEWHERE = "not in this profile"
+# A claim of several parts takes the weakest judged part's verdict, in this order (ELSEWHERE parts are left out).
 _PRECEDENCE = (NOT_ENOUGH, NOT_SUPPORTED, CEILING, SUPPORTED)
 
 ALPHA = 0.05  # Welch's test: 5 %
@@ -46,6 +50,11 @@ MIN_SEEDS = 3  # seeds a side that a verdict needs
 class NotEnough(Exception):
     """Raised inside a rule when what it needs is not there (or not usable); the message says
     which experiment and why, and becomes the 'not enough data' explanation."""
+
+
+class Elsewhere(NotEnough):
+    """Raised when a rule reads experiments this profile does not train: the claim (or part) is
+    another profile's to judge; the message names them."""
 
 
 def _finite(value) -> bool:
@@ -170,18 +179,35 @@ def at_ceiling(stats_: Iterable[Stat], top: float, tolerance: float = 0.0) -> bo
 class Evidence:
     """What the rules read: ``metrics[experiment]`` (the ``metrics/<experiment>.json`` dict, plus
     ``parameters`` from ``models/<experiment>/run.json``; ``reference-<dataset>`` for the image
-    datasets' reference classifiers). Every number a rule reads is recorded in ``read``."""
+    datasets' reference classifiers). Every number a rule reads is recorded in ``read``.
+    ``profile``: the experiments (and ``reference-<dataset>``) this profile trains; None: all."""
 
     metrics: dict[str, dict]
     read: list[tuple[str, str, Stat]] = field(default_factory=list)
+    profile: Optional[frozenset[str]] = None
+    judged: set[str] = field(default_factory=set)  # this profile's experiments the current part has read
+
+    def here(self, *experiments: str) -> None:
+        """Raise ``Elsewhere`` naming those of ``experiments`` this profile does not train; ``NotEnough``
+        instead when the part has read some it does train (a part is left out only when all are elsewhere)."""
+        if self.profile is None:
+            return
+        outside = [e for e in experiments if e not in self.profile]
+        self.judged.update(e for e in experiments if e in self.profile)
+        if outside:
+            names = ", ".join(f"`{e}`" for e in outside)
+            message = f"{names} {'is' if len(outside) == 1 else 'are'} not in this profile's experiments"
+            raise NotEnough(message) if self.judged else Elsewhere(message)
 
     def seeds(self, experiment: str) -> dict[str, dict]:
+        self.here(experiment)
         if experiment not in self.metrics:
             raise NotEnough(f"`{experiment}` has no metrics")
         return per_seed(self.metrics[experiment])
 
     def problems(self, experiment: str) -> list[str]:
         """Why ``experiment`` cannot carry a verdict: missing, too few seeds, a seed at the cap."""
+        self.here(experiment)
         if experiment not in self.metrics:
             return [f"`{experiment}` has no metrics"]
         seeds = self.seeds(experiment)
@@ -198,7 +224,9 @@ class Evidence:
         return out
 
     def require(self, *experiments: str) -> None:
-        """Raise ``NotEnough`` naming every experiment of ``experiments`` that cannot carry a verdict."""
+        """Raise ``NotEnough`` naming every experiment of ``experiments`` that cannot carry a verdict
+        (``Elsewhere`` naming every one this profile does not train)."""
+        self.here(*experiments)
         problems = [p for e in experiments for p in self.problems(e)]
         if problems:
             raise NotEnough("; ".join(problems))
@@ -218,6 +246,7 @@ class Evidence:
     def value(self, experiment: str, key: str) -> float:
         """A top-level number that is no per-seed measurement: a parameter count, a reference
         classifier's score."""
+        self.here(experiment)
         if experiment not in self.metrics:
             raise NotEnough(f"`{experiment}` has no metrics")
         value = self.metrics[experiment].get(key)
@@ -238,21 +267,30 @@ class Verdict:
     verdict: str
     text: str
     noisy: bool = False  # failed only because a test did not reach significance
+    elsewhere: tuple[str, ...] = ()  # the parts left out: their experiments are another profile's
 
 
-def _part(name: str, rule: Callable[..., Verdict], *args) -> tuple[str, Verdict]:
+def _part(name: str, rule: Callable[..., Verdict], ev: Evidence, *args) -> tuple[str, Verdict]:
+    ev.judged = set()
     try:
-        return name, rule(*args)
+        return name, rule(ev, *args)
+    except Elsewhere as missing:
+        return name, Verdict(ELSEWHERE, str(missing))
     except NotEnough as missing:
         return name, Verdict(NOT_ENOUGH, str(missing))
 
 
 def _combine(parts: list[tuple[str, Verdict]]) -> Verdict:
-    """A claim of several parts holds when every part does: it takes the weakest part's verdict
-    (not enough data, then not supported, then inconclusive), and lists every part's."""
-    verdict = next(v for v in _PRECEDENCE if any(p.verdict == v for _, p in parts))
-    text = "; ".join(f"{name}: {p.verdict}, {p.text}" for name, p in parts)
-    return Verdict(verdict, text, any(p.noisy for _, p in parts if p.verdict == verdict))
+    """A claim of several parts holds when every part judged here does: it takes the weakest judged
+    part's verdict (not enough data, then not supported, then inconclusive), and lists every part's;
+    the parts whose experiments this profile does not train come last, and decide nothing."""
+    judged = [(name, p) for name, p in parts if p.verdict != ELSEWHERE]
+    elsewhere = tuple(name for name, p in parts if p.verdict == ELSEWHERE)
+    text = "; ".join([f"{name}: {p.verdict}, {p.text}" for name, p in judged] + [f"{name}: {ELSEWHERE} ({p.text})" for name, p in parts if p.verdict == ELSEWHERE])
+    if not judged:
+        return Verdict(ELSEWHERE, text, elsewhere=elsewhere)
+    verdict = next(v for v in _PRECEDENCE if any(p.verdict == v for _, p in judged))
+    return Verdict(verdict, text, any(p.noisy for _, p in judged if p.verdict == verdict), elsewhere)
 
 
 Rule = Callable[[Evidence], Verdict]
@@ -275,6 +313,7 @@ class ClaimResult:
     explanation: str
     numbers: tuple[tuple[str, str, Stat], ...]  # (experiment, metric, value over seeds) the rule read
     within_noise: bool = False
+    elsewhere: tuple[str, ...] = ()  # the parts not judged: this profile does not train their experiments
 
 
 # ------------------------------------------------------------------------------ the rules
@@ -292,7 +331,7 @@ EPOCH_MARGIN = 1.0  # claim 4: the least difference in epochs to the target that
 MODE_MARGIN = 1.0  # one mode
 HQ_MARGIN = 5.0  # percentage points of high-quality samples
 KL_MARGIN = 0.05  # nats of reverse KL
-MODES = {"ring": 8, "grid": 25}  # REFERENCE.md's mixtures (tests/test_claims.py holds params.yaml to them)
+MODES = {"ring": 8, "grid": 25}  # REFERENCE.md's mixtures (tests/test_claims.py holds the profiles' params.yaml to them)
 
 
 def claim1(ev: Evidence) -> Verdict:
@@ -641,13 +680,13 @@ CLAIMS = (
           ("ring-gan", "ring-gan-minimax", "grid-gan", "grid-gan-minimax"), claim8,
           f"on each mixture, `high_quality_pct` of non-saturating above minimax by ≥ {HQ_MARGIN:g} points ({_WELCH}), and "
           f"`modes_covered` not worse by ≥ {MODE_MARGIN:g} ({_WELCH}); every seed within {100 * ACC_CEILING:g} point of 100 % and at all modes: ceiling",
-          design="PacGAN's mixtures (Lin et al. 2018): 8 Gaussians on a ring (σ 0.01), 25 on a grid (σ 0.05); MLPs of 3×128, batch 512, Adam 1e-3; the non-saturating against the minimax generator loss (Goodfellow et al. 2014). Where the grid's seeds stop: docs/plateaus.md, \"The 25-Gaussian grid\""),
+          design="PacGAN's mixtures (Lin et al. 2018): 8 Gaussians on a ring (σ 0.01), 25 on a grid (σ 0.05); MLPs of 3×128, batch 512, Adam 1e-3; the non-saturating against the minimax generator loss (Goodfellow et al. 2014). The grid runs in the paper profile (`profiles/paper`, `make repro-paper`), not the default one: its modes come in bursts after long lulls, and seeds trained until they stop take about an hour on two cores. Where the grid's seeds stop: docs/plateaus.md, \"The 25-Gaussian grid\""),
     Claim(9, "Minibatch discrimination and WGAN-GP cover more modes than the plain GAN.",
           ("ring-gan", "ring-gan-mbd", "ring-wgan-gp", "grid-gan", "grid-gan-mbd", "grid-wgan-gp"), claim9,
           f"on each mixture, `modes_covered` above the plain GAN's by ≥ {MODE_MARGIN:g} ({_WELCH}); where the plain GAN covers "
           f"every mode in every seed (ceiling), the secondary: `reverse_kl` lower by ≥ {KL_MARGIN:g} ({_WELCH}), else "
           f"ceiling",
-          design="the mixtures of claim 8: minibatch discrimination (Salimans et al. 2016; 5 kernels of 3, batch 128) and WGAN-GP (Gulrajani et al. 2017; λ 0.1, 5 critic steps, Adam (0.5, 0.9)) against the plain GAN"),
+          design="the mixtures of claim 8: minibatch discrimination (Salimans et al. 2016; 5 kernels of 3, batch 128) and WGAN-GP (Gulrajani et al. 2017; λ 0.1, 5 critic steps, Adam (0.5, 0.9)) against the plain GAN; like claim 8's, the grid runs in the paper profile (`profiles/paper`, `make repro-paper`)"),
     Claim(10, "A conditional GAN produces the class it is asked for.",
           ("digits-cgan", "digits-acgan", "reference-digits"), claim10,
           f"`class_accuracy` mean at least halfway from chance ({CLASS_CHANCE:g}) to the reference classifier's on real held-out images",
@@ -655,16 +694,21 @@ CLAIMS = (
 )
 
 
-def judge(metrics: dict[str, dict], claims=CLAIMS) -> list[ClaimResult]:
-    """Every claim's verdict on ``metrics`` (experiment -> metrics dict)."""
+def judge(metrics: dict[str, dict], claims=CLAIMS, profile: Optional[Iterable[str]] = None) -> list[ClaimResult]:
+    """Every claim's verdict on ``metrics`` (experiment -> metrics dict); ``profile``: the experiments
+    (and ``reference-<dataset>``) this profile trains, the others' claims are *not in this profile*
+    (None: every experiment is this profile's)."""
+    profile = None if profile is None else frozenset(profile)
     results = []
     for claim in claims:
-        ev = Evidence(metrics)
+        ev = Evidence(metrics, profile=profile)
         try:
             v = claim.rule(ev)
+        except Elsewhere as missing:
+            v = Verdict(ELSEWHERE, str(missing))
         except NotEnough as missing:
             v = Verdict(NOT_ENOUGH, str(missing))
-        results.append(ClaimResult(claim, v.verdict, v.text, tuple(ev.read), v.noisy and v.verdict == NOT_SUPPORTED))
+        results.append(ClaimResult(claim, v.verdict, v.text, tuple(ev.read), v.noisy and v.verdict == NOT_SUPPORTED, v.elsewhere))
     return results
 
 
@@ -677,7 +721,9 @@ STATISTICS = (
     f"one-sided) rejects \"no better\" at 5 %. \"About as good as\" (non-inferiority): the one-sided "
     f"95 % Welch confidence bound of the deficit is under the margin. A failed test is *within noise*. "
     f"Bars (chance, \"succeeds\") are met by the mean. Every compared model at the metric's maximum in "
-    f"every seed: *inconclusive: ceiling*. A claim of several parts takes its weakest part's verdict."
+    f"every seed: *inconclusive: ceiling*. A claim of several parts takes its weakest part's verdict. "
+    f"A claim or part whose experiments this profile does not train is judged in the profile that "
+    f"does (verdict *not in this profile*), and the verdict names it."
 )
 
 
@@ -711,4 +757,9 @@ def markdown(results: list[ClaimResult]) -> str:
 
 
 def verdict_label(result: ClaimResult) -> str:
-    return f"{result.verdict} (within noise)" if result.within_noise else result.verdict
+    """The verdict, with "(within noise)" and the parts judged in another profile, e.g.
+    "not supported (grid part: not in this profile)"."""
+    notes = ["within noise"] if result.within_noise else []
+    if result.elsewhere and result.verdict != ELSEWHERE:
+        notes.append(f"{', '.join(result.elsewhere)} part{'s' if len(result.elsewhere) > 1 else ''}: {ELSEWHERE}")
+    return f"{result.verdict} ({'; '.join(notes)})" if notes else result.verdict

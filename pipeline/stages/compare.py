@@ -273,6 +273,12 @@ def evidence(config, layout) -> dict[str, dict]:
     return out
 
 
+def profile_experiments(config) -> set[str]:
+    """What this profile trains, as the claims name it: its experiments, and the reference
+    classifier of each of its datasets (``reference-<dataset>``, as ``evidence`` reads them)."""
+    return set(config.experiments) | {f"reference-{dataset}" for dataset in config.datasets}
+
+
 def gallery(config, layout) -> list[tuple[str, list[tuple[str, Path]]]]:
     """(task on dataset, [(experiment, picture)]): the pictures each task names in ``gallery``."""
     from pipeline.tasks import TASKS
@@ -344,7 +350,7 @@ def compare(config, layout) -> Path:
 
     ranking = list(ranked(config, layout))
     boards = tables(config, layout, ranking)
-    results = claims.judge(evidence(config, layout))
+    results = claims.judge(evidence(config, layout), profile=profile_experiments(config))
     with atomic_dir(layout.comparison) as tmp:
         comparison_data(config, layout, tmp)
     with atomic_dir(layout.reports) as tmp:
@@ -374,10 +380,11 @@ def compare(config, layout) -> Path:
         mlflow.set_terminated(run_id, "FINISHED")
         register(config, layout, mlflow, uri, ranking)
     supported = sum(r.verdict == claims.SUPPORTED for r in results)
+    judged = sum(r.verdict != claims.ELSEWHERE for r in results)  # the others are another profile's
     reports = layout.reports.relative_to(layout.root)
     print(
         f"compared {len(config.experiments)} experiments -> {reports}/leaderboard.md, {reports}/index.html; "
-        f"claims supported {supported}/{len(results)} -> {reports}/claims.md (MLflow run {run_id})"
+        f"claims supported {supported}/{judged} -> {reports}/claims.md (MLflow run {run_id})"
     )
     return layout.reports / "leaderboard.md"
 
