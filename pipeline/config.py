@@ -446,9 +446,48 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError("", f"{where}malformed YAML: {problem}", source=_display(path)) from None
 
 
+# A profile's params.yaml may name a ``base`` params.yaml: these sections come from the base,
+# the profile's own keys merged over them key by key.
+INHERITED = ("seed", "seed_workers", "tracking", "trainer", "defaults", "references")
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
+    return over
+
+
+def with_base(raw: Any, path: Path) -> Any:
+    """A profile (``profiles/paper/params.yaml``) on top of its ``base``: the shared sections
+    (``INHERITED``) are the base's with the profile's keys merged over them; the profile runs only
+    the datasets and experiments it lists, each merged over the base's entry of the same name, so
+    ``grid: {}`` is the base's dataset as it is. References of datasets it does not list are left out."""
+    if not isinstance(raw, dict) or "base" not in raw:
+        return raw
+    if not isinstance(raw["base"], str):
+        raise ConfigError("base", f"expected the path of another params.yaml, relative to this one (got {raw['base']!r})")
+    base_path = path.parent / raw["base"]
+    if not base_path.is_file():
+        raise ConfigError("base", f"{_display(base_path)} not found")
+    base = with_base(read_yaml(base_path), base_path)
+    if not isinstance(base, dict):
+        raise ConfigError("base", f"{_display(base_path)} is not a params.yaml")
+    own = {k: v for k, v in raw.items() if k != "base"}
+    merged = {k: base[k] for k in INHERITED if k in base}
+    for key, value in own.items():
+        if key in ("datasets", "experiments") and isinstance(value, dict):
+            shared = base.get(key) if isinstance(base.get(key), dict) else {}
+            merged[key] = {name: _merge(shared.get(name), body) for name, body in value.items()}
+        else:
+            merged[key] = _merge(merged.get(key), value)
+    if isinstance(merged.get("references"), dict) and isinstance(merged.get("datasets"), dict):
+        merged["references"] = {k: v for k, v in merged["references"].items() if k in merged["datasets"]}
+    return merged
+
+
 def load(path: Path, overrides: Optional[list[str]] = None) -> Config:
     try:
-        config = validate(read_yaml(path), overrides)
+        config = validate(with_base(read_yaml(path), path), overrides)
     except ConfigError as exc:
         if exc.source is None:
             raise ConfigError(exc.path, exc.message, source=_display(path)) from None
