@@ -1,0 +1,124 @@
+"""Profiles: a second params.yaml on top of the default one (``base``), run as its own DVC
+project. The paper profile (profiles/paper) holds what the default hour cannot afford; it is
+rehearsed here end to end on shrunken parameters, as ``make repro-paper`` runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, run, shrink
+from pipeline import config as config_mod
+from pipeline.plumbing.errors import ConfigError
+
+PAPER = REPO / "profiles" / "paper"
+
+
+def write(path: Path, data) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False) if not isinstance(data, str) else data)
+    return path
+
+
+def test_a_profile_inherits_the_shared_sections_and_runs_only_what_it_lists(tmp_path):
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    write(tmp_path / "params.yaml", base)
+    profile = write(tmp_path / "profiles" / "p" / "params.yaml", {
+        "base": "../../params.yaml",
+        "trainer": {"max_epochs": 3},  # merged key by key over the base's trainer
+        "datasets": {"ring": {"n_train": 1000}},  # the base's ring, one key changed
+        "experiments": {"ring-gan": {"plateau": {"patience": 50}}},  # the base's ring-gan, its patience changed
+    })
+    config = config_mod.load(profile)
+    assert list(config.datasets) == ["ring"] and list(config.experiments) == ["ring-gan"]
+    assert config.datasets["ring"].settings.n_train == 1000
+    assert config.datasets["ring"].settings.n_components == base["datasets"]["ring"]["n_components"]
+    assert config.trainer.max_epochs == 3 and config.trainer.accelerator == base["trainer"]["accelerator"]
+    assert config.seed == base["seed"] and config.tracking.experiment == base["tracking"]["experiment"]
+    gan = config.experiments["ring-gan"]
+    assert gan.common.plateau.patience == 50
+    assert gan.common.plateau.warmup == base["defaults"]["mixture-2d"]["plateau"]["warmup"]  # the task's defaults still apply
+    assert gan.common.seeds == base["experiments"]["ring-gan"]["seeds"]
+    assert config.references == {}  # digits is not in the profile: its classifier is not either
+
+
+def test_overrides_apply_to_the_merged_profile(tmp_path):
+    write(tmp_path / "params.yaml", yaml.safe_load((REPO / "params.yaml").read_text()))
+    profile = write(tmp_path / "p" / "params.yaml", {"base": "../params.yaml", "datasets": {"ring": {}}, "experiments": {"ring-gan": {}}})
+    config = config_mod.load(profile, ["experiments.ring-gan.plateau.patience=7", "trainer.max_epochs=2"])
+    assert config.experiments["ring-gan"].common.plateau.patience == 7 and config.trainer.max_epochs == 2
+
+
+@pytest.mark.parametrize("base, message", [("missing.yaml", "not found"), (3, "expected the path of another params.yaml")])
+def test_a_bad_base_names_the_key(tmp_path, base, message):
+    profile = write(tmp_path / "params.yaml", {"base": base, "datasets": {}, "experiments": {}})
+    with pytest.raises(ConfigError) as err:
+        config_mod.load(profile)
+    assert err.value.path == "base" and message in err.value.message
+
+
+def test_the_paper_profile_is_valid_and_leaves_the_default_profile_its_own():
+    paper, default = config_mod.load(PAPER / "params.yaml"), config_mod.load(REPO / "params.yaml")
+    assert paper.experiments and not set(paper.experiments) & set(default.experiments)
+    assert paper.tracking.experiment != default.tracking.experiment  # its runs are told apart on a shared server
+    # every experiment a claim reads is trained by exactly one of the two profiles
+    from pipeline.reporting.claims import CLAIMS
+
+    read = {e for c in CLAIMS for e in c.experiments if not e.startswith("reference-")}
+    assert read <= set(paper.experiments) | set(default.experiments), read - set(paper.experiments) - set(default.experiments)
+
+
+def small_profile(profile: dict) -> dict:
+    """The paper profile made small as ``shrink`` makes the default one: one short epoch, one seed."""
+    small = shrink({"trainer": {}, "datasets": profile["datasets"], "experiments": profile["experiments"]})
+    return {**profile, "seed_workers": 1, "trainer": {"enable_progress_bar": False, "log_every_n_steps": 1},
+            "datasets": small["datasets"], "experiments": small["experiments"]}
+
+
+@pytest.mark.slow
+def test_the_paper_profile_runs_end_to_end_beside_the_default_one(tmp_path):
+    dest = tmp_path / "zoo"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    profile = yaml.safe_load((PAPER / "params.yaml").read_text())
+    write(dest / "profiles" / "paper" / "params.yaml", small_profile(profile))
+    (dest / "profiles" / "paper" / "dvc.lock").unlink(missing_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("ZOO_ROOT", "MLFLOW_TRACKING_URI")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.invalid"
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        run(cmd, dest, env)
+    top_lock = (dest / "dvc.lock").read_text() if (dest / "dvc.lock").exists() else None
+
+    output = run(["zoo", "warm", "dvc", "repro"], dest / "profiles" / "paper", env)  # `make repro-paper`
+
+    here = dest / "profiles" / "paper"
+    ran = set(re.findall(r"Running stage '([^']+)'", output))
+    names = list(profile["experiments"])
+    assert ran == {"fetch@grid", "reference@grid", "compare"} | {f"{s}@{n}" for s in ("train", "evaluate") for n in names}
+    for name in names:
+        metrics = json.loads((here / "metrics" / f"{name}.json").read_text())
+        assert metrics["n_seeds"] == 1 and metrics["modes_covered"] is not None
+    assert (here / "mlflow.db").is_file() and (here / "reports" / "leaderboard.md").is_file()
+    claims = (here / "reports" / "claims.md").read_text()
+    # claims 8 and 9 are judged on the grid here; their ring parts and every other claim belong to the default profile
+    assert "| 1 | Vanilla RNNs" in claims and "**not in this profile**" in claims
+    assert "ring: not in this profile" in claims
+    # the default profile: nothing written, nothing to rerun because of the profile
+    for out in ("models", "metrics", "reports", "mlflow.db", "data/raw/ring"):
+        assert not (dest / out).exists(), out
+    assert ((dest / "dvc.lock").read_text() if (dest / "dvc.lock").exists() else None) == top_lock
+    status = run(["git", "status", "--porcelain", "--untracked-files=all"], dest, env).splitlines()
+    assert [line for line in status if not line.endswith("profiles/paper/dvc.lock")] == []  # outputs are git-ignored
