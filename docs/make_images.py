@@ -20,7 +20,7 @@ PANELS = [  # (picture, caption): what each family's comparison looks like
     ("reports/accuracy_by_length_parity-long.png", "parity: accuracy against length (claim 1)"),
     ("reports/exact_match_by_length_dates.png", "dates: exact match against input length (claim 7)"),
     ("plots/ring-gan/samples.png", "ring: the non-saturating GAN's samples"),
-    ("plots/grid-gan/samples.png", "grid: the non-saturating GAN's samples"),
+    ("plots/ring-wgan-gp/samples.png", "ring: WGAN-GP's samples"),
     ("plots/digits-cgan/samples_per_class.png", "digits: the conditional GAN, one column per class"),
     ("plots/dates-seq2seq-bahdanau/attention_test_long_0.png", "dates: Bahdanau attention on a long input, around the date"),
 ]

@@ -117,13 +117,9 @@ def run(cmd: list[str], cwd: Path, env: dict) -> str:
     return output
 
 
-@pytest.fixture(scope="session")
-def pipeline_copy(tmp_path_factory):
-    """A fresh copy of the project (what git would check out), small parameters, own git repo,
-    after one ``zoo warm dvc repro`` (``make repro``'s command): (folder, environment, its output). Run once per
-    session and shared: test_pipeline_e2e checks the pipeline on it (and then changes parameters
-    to rerun parts of it), test_registry the model registry, test_ui the MLflow dashboard."""
-    dest = tmp_path_factory.mktemp("e2e") / "zoo"
+def project_copy(dest: Path, change) -> dict:
+    """Copy the project as git would check it out into ``dest``, let ``change(dest)`` shrink it,
+    and commit it in a git repository of its own; returns the environment to run ``zoo`` in."""
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.split()
@@ -131,17 +127,32 @@ def pipeline_copy(tmp_path_factory):
         if (REPO / rel).is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, dest / rel)
-    (dest / "dvc.lock").unlink(missing_ok=True)
-    params = shrink(repo_params())
-    params["experiments"] = {k: v for k, v in params["experiments"].items() if k in PIPELINE_EXPERIMENTS}
-    params["datasets"] = {k: v for k, v in params["datasets"].items() if k in PIPELINE_DATASETS}
-    params["references"]["digits"]["epochs"] = 2
-    write_params(dest, params)
+    change(dest)
     env = {k: v for k, v in os.environ.items() if k not in ("ZOO_ROOT", "MLFLOW_TRACKING_URI")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
     env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.invalid"
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
         run(cmd, dest, env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def pipeline_copy(tmp_path_factory):
+    """A fresh copy of the project (what git would check out), small parameters, own git repo,
+    after one ``zoo warm dvc repro`` (``make repro``'s command): (folder, environment, its output). Run once per
+    session and shared: test_pipeline_e2e checks the pipeline on it (and then changes parameters
+    to rerun parts of it), test_registry the model registry, test_ui the MLflow dashboard."""
+    dest = tmp_path_factory.mktemp("e2e") / "zoo"
+
+    def small(dest: Path) -> None:
+        (dest / "dvc.lock").unlink(missing_ok=True)
+        params = shrink(repo_params())
+        params["experiments"] = {k: v for k, v in params["experiments"].items() if k in PIPELINE_EXPERIMENTS}
+        params["datasets"] = {k: v for k, v in params["datasets"].items() if k in PIPELINE_DATASETS}
+        params["references"]["digits"]["epochs"] = 2
+        write_params(dest, params)
+
+    env = project_copy(dest, small)
     first = run(["zoo", "warm", "dvc", "repro"], dest, env)  # as `make repro` runs it
     return dest, env, first

@@ -5,17 +5,13 @@ rehearsed here end to end on shrunken parameters, as ``make repro-paper`` runs i
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO, run, shrink
+from conftest import REPO, project_copy, run, shrink
 from pipeline import config as config_mod
 from pipeline.plumbing.errors import ConfigError
 
@@ -86,20 +82,13 @@ def small_profile(profile: dict) -> dict:
 @pytest.mark.slow
 def test_the_paper_profile_runs_end_to_end_beside_the_default_one(tmp_path):
     dest = tmp_path / "zoo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        if (REPO / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dest / rel)
     profile = yaml.safe_load((PAPER / "params.yaml").read_text())
-    write(dest / "profiles" / "paper" / "params.yaml", small_profile(profile))
-    (dest / "profiles" / "paper" / "dvc.lock").unlink(missing_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("ZOO_ROOT", "MLFLOW_TRACKING_URI")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
-    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.invalid"
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
-        run(cmd, dest, env)
+
+    def small(dest: Path) -> None:
+        write(dest / "profiles" / "paper" / "params.yaml", small_profile(profile))
+        (dest / "profiles" / "paper" / "dvc.lock").unlink(missing_ok=True)
+
+    env = project_copy(dest, small)
     top_lock = (dest / "dvc.lock").read_text() if (dest / "dvc.lock").exists() else None
 
     output = run(["zoo", "warm", "dvc", "repro"], dest / "profiles" / "paper", env)  # `make repro-paper`
