@@ -105,7 +105,13 @@ def test_the_paper_profile_runs_end_to_end_beside_the_default_one(tmp_path):
     # claims 8 and 9 are judged on the grid here; their ring parts and every other claim belong to the default profile
     assert "| 1 | Vanilla RNNs" in claims and "**not in this profile**" in claims
     assert "ring: not in this profile" in claims
-    # the default profile: nothing written, nothing to rerun because of the profile
+    # its numbers and curves, as DVC shows them in its folder (a DVC project of its own)
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], here, env))
+    assert {Path(p).stem for entry in shown.values() for p in entry["data"]} >= set(names)
+    plots = run(["dvc", "plots", "show", "--json"], here, env)
+    assert "failed to load" not in plots and all(f"curves/{name}.csv" in plots for name in names)
+    # the default profile: nothing written, nothing to rerun because of the profile, and its DVC does not see the profile
+    assert "profiles/paper" not in run(["dvc", "status"], dest, env)
     for out in ("models", "metrics", "reports", "mlflow.db", "data/raw/ring"):
         assert not (dest / out).exists(), out
     assert ((dest / "dvc.lock").read_text() if (dest / "dvc.lock").exists() else None) == top_lock
