@@ -43,7 +43,7 @@ repro: install
 	@echo "  make ui                  the MLflow dashboard: every run, its metrics and artifacts"
 
 ## The paper profile (profiles/paper): the comparisons that need more than the default hour on
-## two CPU cores (so far the 25-Gaussian grid of claims 8 and 9, about an hour more). Its
+## two CPU cores (so far the 25-Gaussian grid of claims 8 and 9, 30 minutes more). Its
 ## outputs, reports and MLflow store stay in profiles/paper; the default profile's are untouched.
 repro-paper: install
 	cd profiles/paper && zoo warm dvc repro
