@@ -87,8 +87,15 @@ class RecurrentModel(ZooModule):
     def configure_optimizers(self):
         # ``optimizer`` / ``momentum``: Adam, or plain SGD as Pascanu et al. 2013 train (claim 3).
         if self.hparams.get("optimizer", "adam") == "sgd":
-            return torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=self.hparams.get("momentum", 0.0), weight_decay=self.hparams.weight_decay)
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+            optimizer = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=self.hparams.get("momentum", 0.0), weight_decay=self.hparams.weight_decay)
+        else:
+            optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        patience = self.hparams.get("lr_halving_patience")
+        if patience is None:
+            return optimizer
+        # Lightning steps it after each epoch's validation, on the logged val_loss.
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=patience)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss", "interval": "epoch"}}
 
 
 def is_recurrent_weight(name: str) -> bool:

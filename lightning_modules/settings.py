@@ -55,6 +55,12 @@ class RecurrentSettings(BaseModel):
         "adam", description="sgd: plain stochastic gradient descent, as Pascanu et al. 2013 train their RNNs (claim 3)"
     )
     momentum: float = Field(0.0, ge=0, lt=1, description="sgd only: heavy-ball momentum; 0 = plain SGD")
+    lr_halving_patience: Optional[int] = Field(
+        None,
+        ge=0,
+        description="halve the learning rate once val_loss has not improved for this many epochs "
+        "(torch's ReduceLROnPlateau, factor 0.5); none: constant. Keep the plateau's patience above it",
+    )
 
     @model_validator(mode="after")
     def _momentum_needs_sgd(self) -> "RecurrentSettings":

@@ -259,6 +259,27 @@ def test_sgd_is_plain_by_default_and_adam_stays_the_default():
         SequenceClassifierSettings(momentum=0.9)
 
 
+def test_lr_halving_patience_halves_the_rate_when_val_loss_stops_improving():
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightning_modules import MODELS
+    from lightning_modules.settings import SequenceClassifierSettings
+
+    def model(**settings):
+        return MODELS["lstm"].build("classifier", SequenceClassifierSettings(**settings), vocab_size=3, n_classes=2)
+
+    assert type(model().configure_optimizers()) is torch.optim.Adam  # constant unless asked
+    # a rate so small the weights do not move: val_loss never improves, so after the first
+    # epoch each epoch halves the rate (patience 0)
+    lstm = model(lr=1e-20, lr_halving_patience=0, hidden_size=4, embedding_dim=2)
+    generator = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randint(1, 3, (16, 5), generator=generator), torch.full((16,), 5), torch.randint(0, 2, (16,), generator=generator))
+    trainer = pl.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(lstm, DataLoader(data, batch_size=8), DataLoader(data, batch_size=8))
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-20 / 4)
+
+
 def test_seed_forms_give_the_list_of_seeds(small_params):
     params = small_params
     params["experiments"]["parity-rnn"].pop("seed", None)
