@@ -191,3 +191,36 @@ def test_comparison_data_overlays_each_tables_experiments_in_one_long_csv(measur
     assert list(by_length[0]) == ["length", "experiment", "metric", "value"]
     assert {r["experiment"] for r in by_length} == {"parity-long-rnn", "parity-long-lstm"} and {r["metric"] for r in by_length} == {"accuracy"}
     assert [(int(r["length"]), float(r["value"])) for r in by_length if r["experiment"] == "parity-long-lstm"] == [(n, 0.5 + 0.05 * n) for n in range(1, 9)]
+
+
+def test_leaderboard_puts_published_figures_beside_the_matching_experiments(measured):
+    """The ring table gains a "paper" column: PacGAN's plain GAN beside `ring-gan` (the same
+    non-saturating loss, the same data), nothing beside the minimax variant; the source, its
+    setting and its other figures under the table. Tables without a published source keep
+    their columns."""
+    from pipeline.config import load
+    from pipeline.plumbing.paths import Layout
+    from pipeline.reporting.report_page import page
+    from pipeline.stages.compare import leaderboard_markdown, tables
+
+    project, _ = measured
+    layout = Layout(project)
+    config = load(layout.params)
+    boards = {(t.task, t.dataset): t for t in tables(config, layout)}
+    ring = boards[("mixture-2d", "ring")]
+    assert ring.header[-3:] == ("paper", "notes", "MLflow run") and not ring.numeric(ring.header.index("paper"))
+    cells = {row[1].text: row[ring.header.index("paper")].text for row in ring.rows}
+    assert cells["ring-gan"] == "GAN: modes covered 6.3 ± 0.5, % high quality 98.2 ± 0.2, reverse KL 0.45 [1]"
+    assert cells["ring-gan-minimax"] == "—" and cells["ring-gan-mbd"] == "—"
+    (note,) = ring.footnotes
+    assert note.startswith("[1] PacGAN (Lin, Khetan, Fanti, Oh 2018), Table 1 (https://arxiv.org/abs/1712.04086")
+    assert "400 epochs of 100,000 samples" in note and "standard error over 10 trials" in note
+    assert "PacGAN4: modes covered 7.8, % high quality 95.9, reverse KL 0.07." in note
+    assert "paper" not in boards[("parity", "parity-long")].header
+
+    board = leaderboard_markdown(list(boards.values()))
+    section = board[board.index("## mixture-2d on `ring`"):]
+    assert "| GAN: modes covered 6.3 ± 0.5, % high quality 98.2 ± 0.2, reverse KL 0.45 [1] |" in section
+    assert "- [1] PacGAN (Lin, Khetan, Fanti, Oh 2018)" in section
+    html = page(list(boards.values()), claims.judge({}), [], [])
+    assert "<li>[1] PacGAN (Lin, Khetan, Fanti, Oh 2018), Table 1" in html

@@ -71,6 +71,10 @@ def _table(table) -> str:
         cells = "".join(_cell(c, table.numeric(j)) for j, c in enumerate(row))
         out.append(f'<tr class="sanity">{cells}</tr>' if sanity else f"<tr>{cells}</tr>")
     out.append("</table>")
+    if table.footnotes:
+        out.append('<p class="noise">Published figures (<b>paper</b>; compare like with like: the settings differ as stated):</p><ul class="noise">')
+        out += [f"<li>{html.escape(note)}</li>" for note in table.footnotes]
+        out.append("</ul>")
     return "\n".join(out)
 
 

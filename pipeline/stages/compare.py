@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from pipeline.plumbing import leftovers, tracking
-from pipeline.reporting import claims
+from pipeline.reporting import claims, published
 from pipeline.plumbing.atomic import atomic_dir
 
 
@@ -49,7 +49,8 @@ class Table:
     rows: tuple[tuple[Cell, ...], ...]
     numeric_from: int = 3  # columns from this one on (but the last ``text_after``) are right-aligned
     sanity_rows: int = 0  # the first rows: unranked sanity checks (real data)
-    text_after: int = 2  # the last columns (notes, MLflow run) are text
+    text_after: int = 2  # the last columns (paper, notes, MLflow run) are text
+    footnotes: tuple[str, ...] = ()  # published figures' sources, numbered as the "paper" cells cite them
 
     @property
     def title(self) -> str:
@@ -181,17 +182,20 @@ def _intro(task, ranking) -> str:
 
 
 def tables(config, layout, ranking=None) -> list[Table]:
-    """The leaderboard: one table per (task, dataset), best first, sanity rows on top."""
+    """The leaderboard: one table per (task, dataset), best first, sanity rows on top; a
+    "paper" column where ``pipeline.reporting.published`` has figures for the task on that data."""
     from lightning_modules import MODELS
 
     out = []
     for task, dataset, rows in ranking if ranking is not None else ranked(config, layout):
         order = ranking_of(task)
-        header = ("#", "experiment", "model", "parameters", "seeds", *(c.label for c in task.columns), "notes", "MLflow run")
+        sources = published.for_table(task.name, config.datasets[dataset]) if dataset in config.datasets else []
+        paper = ("paper",) if sources else ()
+        header = ("#", "experiment", "model", "parameters", "seeds", *(c.label for c in task.columns), *paper, "notes", "MLflow run")
         cells = []
         for label, description, metrics in task.extra_rows(dataset, layout):
             values = (_value(c, 1, _stat([metrics.get(c.key)])) for c in task.columns)
-            cells.append((Cell("—"), Cell(label), Cell(description), Cell("—"), Cell("—"), *values, Cell(""), Cell("sanity check")))
+            cells.append((Cell("—"), Cell(label), Cell(description), Cell("—"), Cell("—"), *values, *(Cell("") for _ in paper), Cell(""), Cell("sanity check")))
         for i, row in enumerate(rows):
             n = len(row.seeds) if row.metrics else 0
             seed = row.best_seed(order)
@@ -206,11 +210,23 @@ def tables(config, layout, ranking=None) -> list[Table]:
             cells.append(
                 (Cell(rank), Cell(row.name, code=True), Cell(f"{row.exp.model} ({MODELS[row.exp.model].description})"),
                  Cell(f"{parameters:,}" if isinstance(parameters, int) else "—"), Cell(str(n) if n else "—"),
-                 *(_value(c, n, row.stat(c.key)) for c in task.columns), Cell(_notes(row)), link)
+                 *(_value(c, n, row.stat(c.key)) for c in task.columns), *(_paper(row.exp, sources, task.columns) for _ in paper),
+                 Cell(_notes(row)), link)
             )
         extra = len(cells) - len(rows)
-        out.append(Table(task.name, dataset, _intro(task, order), header, tuple(cells), sanity_rows=extra))
+        notes = tuple(published.footnote(i + 1, s, task.columns) for i, s in enumerate(sources))
+        out.append(Table(task.name, dataset, _intro(task, order), header, tuple(cells), sanity_rows=extra,
+                         text_after=2 + len(paper), footnotes=notes))
     return out
+
+
+def _paper(experiment, sources, columns) -> Cell:
+    """The published figure of ``experiment``'s model on this table's data, citing its source."""
+    for i, source in enumerate(sources):
+        figure = source.figure_for(experiment)
+        if figure is not None:
+            return Cell(f"{figure.label}: {published.describe(figure, columns)} [{i + 1}]")
+    return Cell("—")
 
 
 LEGEND = (
@@ -245,6 +261,9 @@ def leaderboard_markdown(boards: list[Table], plots: list[str] = ()) -> str:
         lines.append("|" + "|".join("---:" if table.numeric(i) else "---" for i in range(len(table.header))) + "|")
         lines += ["| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in table.rows]
         lines.append("")
+        if table.footnotes:
+            lines += ["Published figures (**paper**; compare like with like: the settings differ as stated):", ""]
+            lines += [f"- {note}" for note in table.footnotes] + [""]
     if plots:
         lines += ["## Plots", ""] + [f"![{name}]({name})" for name in plots] + [""]
     return "\n".join(lines)
