@@ -39,6 +39,11 @@ def test_gpu_script_rehearsed_on_the_cpu_runs_every_family_and_prints_the_table(
         assert fields[-4] == "32-true", fields  # fp32 on the CPU
         # the table's shape: three finite numbers (their values are the machine's, not the test's)
         assert all(math.isfinite(float(x)) for x in fields[-3:]), (family, fields)
+    # one experiment of the paper profile at its own size: samples per second (peak GPU memory on a GPU only)
+    paper = out.split("\npaper profile (", 1)[1].splitlines()
+    assert "its data's stand-in: pydoc-topics" in paper[0] and paper[1].split() == ["experiment", "precision", "samples/s", "peak", "GPU", "memory"]
+    name, precision, rate, *memory = paper[2].split()
+    assert (name, precision, memory) == ("shakespeare-transformer", "32-true", ["—", "(CPU)"]) and float(rate) > 0
 
 
 def test_kept_pieces_benchmark_prints_both_comparisons():

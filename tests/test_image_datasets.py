@@ -5,24 +5,17 @@ and a wrong checksum or a foreign file ends in one DataError line."""
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
-import pickle
-import struct
 import tarfile
 
 import numpy as np
 import pytest
 
 from conftest import serve_folder
+from published_formats import cifar_archive, md5, write_mnist
 from pipeline.datasets import SOURCES
 from pipeline.plumbing.errors import DataError
 from pipeline.tasks.images import to_network_range
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", n) for n in array.shape)
-    return gzip.compress(header + array.astype(np.uint8).tobytes())
 
 
 @pytest.fixture
@@ -32,27 +25,6 @@ def server(tmp_path):
     www.mkdir()
     with serve_folder(www) as base:
         yield base, www
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def write_mnist(www, n_train=30, n_test=12):
-    rng = np.random.default_rng(0)
-    arrays = {
-        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (n_train, 28, 28)),
-        "train-labels-idx1-ubyte.gz": np.arange(n_train) % 10,
-        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (n_test, 28, 28)),
-        "t10k-labels-idx1-ubyte.gz": (np.arange(n_test) + 3) % 10,
-    }
-    sums = {}
-    for name, array in arrays.items():
-        data = idx_bytes(array)
-        (www / "mnist").mkdir(exist_ok=True)
-        (www / "mnist" / name).write_bytes(data)
-        sums[name] = md5(data)
-    return arrays, sums
 
 
 def test_mnist_is_parsed_split_and_checked(server, tmp_path):
@@ -92,21 +64,6 @@ def test_mnist_foreign_file_is_a_data_error(server, tmp_path):
         src.generate(src.Settings(url=base + "mnist/", md5=sums, n_val=5), seed=0, scratch=tmp_path / "scratch")
 
 
-def cifar_archive(n_per_batch=6) -> tuple[bytes, dict]:
-    rng = np.random.default_rng(1)
-    buffer, parts = io.BytesIO(), {}
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-            data = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)
-            labels = list(rng.integers(0, 10, n_per_batch))
-            parts[name] = (data, labels)
-            payload = pickle.dumps({b"data": data, b"labels": labels, b"batch_label": name.encode()})
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-    return buffer.getvalue(), parts
-
-
 def test_cifar10_is_parsed_and_split(server, tmp_path):
     base, www = server
     data, parts = cifar_archive()
@@ -144,3 +101,23 @@ def test_published_checksums_are_the_defaults():
     assert mnist.md5["train-images-idx3-ubyte.gz"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
     assert mnist.md5["t10k-labels-idx1-ubyte.gz"] == "ec29112dd5afa0611ce80d1b7f02629c"
     assert (cifar.url, cifar.md5) == ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a")
+
+
+@pytest.mark.parametrize("kind", ["negative", "edges"])
+def test_mnist_second_domain_is_cogans_unpaired_domain_b_on_its_own_background(server, tmp_path, kind):
+    base, www = server
+    _, sums = write_mnist(www)
+    src = SOURCES["mnist"]
+    out = src.generate(src.Settings(url=base + "mnist/", md5=sums, n_val=5, second_domain=kind), seed=0, scratch=tmp_path / "s")
+    for split in ("train", "val", "test"):
+        x, other = out[split]["x"], out[split]["x_other"]
+        assert other.dtype == np.uint8 and other.shape == (len(x), 1, 32, 32)
+    other = to_network_range(out["train"]["x_other"])  # already 32: left as it is
+    border = np.ones((32, 32), bool)
+    border[2:30, 2:30] = False
+    assert (other[:, 0][:, border] == (1.0 if kind == "negative" else -1.0)).all()  # its own background
+    if kind == "negative":  # the same images, negated, in another order (unpaired)
+        negated = 255 - np.pad(out["train"]["x"], ((0, 0), (0, 0), (2, 2), (2, 2)))
+        assert sorted(map(bytes, negated)) == sorted(map(bytes, out["train"]["x_other"]))
+        assert not np.array_equal(negated, out["train"]["x_other"])
+    assert "x_other" not in src.generate(src.Settings(url=base + "mnist/", md5=sums, n_val=5), seed=0, scratch=tmp_path / "s2")["train"]

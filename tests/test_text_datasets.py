@@ -23,6 +23,7 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.datasets import arithmetic, imdb, text
+from published_formats import SHAKESPEARE, aclimdb_archive
 from pipeline.datasets import xml as xmlgen
 from pipeline.plumbing.errors import DataError
 
@@ -333,12 +334,6 @@ def test_python_stdlib_is_the_library_source():
     assert [len(data[s]["ids"]) for s in SPLITS] == [48000, 6000, 6000]
 
 
-SHAKESPEARE = (
-    "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
-    "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. resolved.\n"
-) * 5
-
-
 def test_tiny_shakespeare_downloads_checks_and_splits(served, tmp_path):
     folder, base = served
     (folder / "input.txt").write_text(SHAKESPEARE, encoding="utf-8")
@@ -378,37 +373,6 @@ def test_tiny_shakespeare_defaults_are_the_published_file():
 
 
 # ------------------------------------------------------------------------------------ imdb
-
-POOLS = {1: ["great", "wonderful", "loved"], 0: ["awful", "boring", "hated"]}
-
-
-def review(label: int, k: int) -> tuple[str, list[str]]:
-    """A review's raw text (capitals, commas, line breaks) and the tokens it must give."""
-    word, mark = POOLS[label][k % 3], "!" if label else "?"
-    raw = "The " + "MOVIE, " * (k + 1) + f"{word}.<br /><br />Don't{mark}"
-    return raw, ["the", *["movie"] * (k + 1), word, "don't", mark]
-
-
-def aclimdb_archive(path: Path, n_train: int, n_test: int) -> dict[tuple[str, ...], tuple[str, int, int]]:
-    """A tiny archive in the aclImdb layout; returns expected tokens → (folder split, label, rating)."""
-    expected = {}
-    with tarfile.open(path, "w:gz") as tar:
-        for split, n in (("train", n_train), ("test", n_test)):
-            for label, polarity in ((1, "pos"), (0, "neg")):
-                for k in range(n):
-                    rating = 7 + k % 4 if label else 1 + k % 4
-                    raw, tokens = review(label, k)
-                    data = raw.encode()
-                    info = tarfile.TarInfo(f"aclImdb/{split}/{polarity}/{k}_{rating}.txt")
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-                    expected[(split, *tokens)] = (split, label, rating)
-        unsup = b"unlabelled, must be ignored"
-        info = tarfile.TarInfo("aclImdb/train/unsup/0_0.txt")
-        info.size = len(unsup)
-        tar.addfile(info, io.BytesIO(unsup))
-    return expected
-
 
 @pytest.fixture(scope="module")
 def imdb_archive(served):

@@ -5,36 +5,19 @@ seq2seq model trains a few batches on it and is evaluated by the translation tas
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
-import zipfile
 
 import numpy as np
 import pytest
 
 from conftest import serve_folder
+from published_formats import PAIRS as LINES, tatoeba_zip
 from pipeline.datasets import translation
 from pipeline.plumbing.errors import DataError
 
-LINES = [
-    ("Go.", "Lopen!"), ("Hi.", "Hoi."), ("Run!", "Ren!"), ("Who?", "Wie?"), ("Wow!", "Da's niet niks!"),
-    ("I won.", "Ik heb gewonnen."), ("I'm OK.", "Het gaat goed met me."), ("Help me.", "Help me."),
-    ("Tom ran.", "Tom rende."), ("I see Tom.", "Ik zie Tom."), ("Tom is here.", "Tom is hier."),
-    ("I like cats.", "Ik hou van katten."), ("It's raining.", "Het regent."), ("We're home.", "We zijn thuis."),
-]
-
-
-def make_zip(lines) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("nld.txt", "\n".join(lines) + "\n")
-        archive.writestr("_about.txt", "about the file")
-    return buffer.getvalue()
-
-
 # Every pair twice over, with distinct attributions: duplicates of (English, Dutch) are dropped.
-ZIP = make_zip([f"{en}\t{nl}\tattribution {i}" for i, (en, nl) in enumerate(LINES * 2)] + [f"extra {i}.\tnog {i}.\tx" for i in range(40)])
+ZIP = tatoeba_zip([f"{en}\t{nl}\tattribution {i}" for i, (en, nl) in enumerate(LINES * 2)] + [f"extra {i}.\tnog {i}.\tx" for i in range(40)])
 
 
 @pytest.fixture(scope="module")

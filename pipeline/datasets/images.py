@@ -17,7 +17,8 @@
 
 Arrays: ``train``/``val``/``test`` hold ``x`` ((N, C, S, S): float32 in [−1, 1] for digits,
 uint8 0..255 for MNIST and CIFAR-10: ``pipeline.tasks.images`` scales and pads them), ``label``
-(int64) and, for digits, ``x_other``; ``classes`` holds ``names``.
+(int64) and, for digits (and MNIST with ``second_domain``), ``x_other``; ``classes`` holds ``names``.
+MNIST's ``x_other`` is uint8 and already 32×32, padded with its own background.
 """
 
 from __future__ import annotations
@@ -115,6 +116,19 @@ class OnlineImageSettings(BaseModel):
 class MnistSettings(OnlineImageSettings):
     url: str = Field(MNIST_URL, description="folder holding the four IDX files")
     md5: dict[str, str] = Field(default_factory=lambda: dict(MNIST_MD5))
+    second_domain: Optional[Literal["negative", "edges"]] = Field(
+        None, description="CoGAN's domain B (x_other: the digits' negatives or edges, as Liu & Tuzel 2016 paired MNIST); None: none"
+    )
+
+
+def second_domain_uint8(x: np.ndarray, kind: str, rng: np.random.Generator, side: int = 32) -> np.ndarray:
+    """CoGAN's domain B of uint8 images x (N, C, s, s), unpaired (a random permutation), padded
+    to ``side`` with its own background (white for negatives) so the task does not pad it black."""
+    other = to_second_domain(x[rng.permutation(len(x))].astype(np.float32) / 127.5 - 1.0, kind)
+    pad = (side - x.shape[-1]) // 2
+    background = 1.0 if kind == "negative" else -1.0
+    other = np.pad(other, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=background)
+    return np.round((other + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -158,7 +172,12 @@ def generate_mnist(settings: MnistSettings, seed: int, scratch: Path | None = No
     test_x, test_y = arrays["t10k-images"], arrays["t10k-labels"]
     if len(train_x) != len(train_y) or len(test_x) != len(test_y):
         raise DataError("dataset 'mnist': image and label files disagree in length")
-    return split_online(train_x[:, None], train_y, test_x[:, None], test_y, settings, "mnist", DIGIT_NAMES)
+    out = split_online(train_x[:, None], train_y, test_x[:, None], test_y, settings, "mnist", DIGIT_NAMES)
+    if settings.second_domain is not None:
+        rng = np.random.default_rng(seed)
+        for split in ("train", "val", "test"):
+            out[split]["x_other"] = second_domain_uint8(out[split]["x"], settings.second_domain, rng)
+    return out
 
 
 # --------------------------------------------------------------------------------- CIFAR-10
