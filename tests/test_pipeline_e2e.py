@@ -9,6 +9,7 @@ import json
 import math
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -215,8 +216,21 @@ def test_a_two_point_sweep_queued_with_dvc_exp_runs_both_at_once_and_dvc_exp_sho
     run(["git", "add", "-A"], dest, env)  # the baseline: this pipeline, built (dvc.lock)
     run(["git", "commit", "-qm", "built", "--allow-empty"], dest, env)
     run(["dvc", "exp", "run", "--queue", "-S", "++experiments.parity-rnn.hidden_size=8,12"], dest, env)
-    # the queue in the foreground: two workers, then each experiment's log in turn
-    ran = re.findall(r"Running stage '([^']+)'", run(["zoo", "warm", "dvc", "exp", "run", "--run-all", "-j", "2"], dest, env))
+    # README's way: two queue workers in the background, then the queue's status until both
+    # points are done (not `dvc exp run --run-all`, which waits for the workers to exit: a worker
+    # can outlive its empty queue, treeverse/dvc#10398, and hang it), then each point's log
+    run(["dvc", "queue", "start", "-j", "2"], dest, env)
+    deadline = time.monotonic() + 600
+    while True:
+        status = run(["dvc", "queue", "status"], dest, env)
+        tasks = [line.split() for line in status.splitlines() if re.match(r"[0-9a-f]{7} ", line)]
+        if len(tasks) == 2 and all(task[-1] in ("Success", "Failed") for task in tasks):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    run(["dvc", "queue", "stop"], dest, env)  # a worker left waiting on the empty queue goes too
+    assert [task[-1] for task in tasks] == ["Success", "Success"], status
+    ran = [stage for task in tasks for stage in re.findall(r"Running stage '([^']+)'", run(["dvc", "queue", "logs", task[0]], dest, env))]
     # each point reruns only its experiment and the comparison (the rest: DVC's run-cache)
     assert sorted(ran) == sorted(2 * ["train@parity-rnn", "evaluate@parity-rnn", "compare"]), ran
 
