@@ -82,3 +82,7 @@ def test_seq2seq_trains_and_is_evaluated_on_translation(url, tmp_path):
     assert (plots / "attention_test_0.png").stat().st_size > 1000
     assert "reference:" in result.texts["samples.txt"] and not (plots / "samples.txt").exists()
     assert json.dumps(result.series)
+    # BLEU by sentence length, beside exact match by length: one corpus BLEU per length bin
+    rows = (plots / "bleu_by_length.csv").read_text().splitlines()
+    assert rows[0] == "length,bleu" and len(rows) > 1 and all(0 <= float(r.split(",")[1]) <= 100 for r in rows[1:])
+    assert [int(r.split(",")[0]) for r in rows[1:]] == sorted(result.series["bleu_by_length"]) == sorted(result.series["exact_match_by_length"])

@@ -10,6 +10,7 @@ Evaluation on ``test`` (and ``test_long`` where the dataset has it), with both d
 - exact match (beam) against the input length over test and test_long together (Bahdanau et
   al. 2015's Fig. 2), ``accuracy_by_length.csv`` / ``.png`` (a dashed line marks the longest
   training input) and an MLflow series; ``zoo compare`` draws every model of a dataset in one plot;
+  the corpus BLEU of each length bin likewise, ``bleu_by_length.csv`` and an MLflow series;
 - ``samples.txt`` (in ``samples/<experiment>/``): input, reference, greedy and beam outputs of fixed test examples;
 - for models that attend: ``attention_<split>_<k>.png``, the weights of fixed test examples as a heat
   map (output tokens down, input tokens across; an input of more than 60 tokens is cropped to the
@@ -145,6 +146,7 @@ class SequenceTask(Task):
         vocab = load_split(data_dir, "vocab")
         targets, joiner = [str(t) for t in vocab["target_tokens"]], str(vocab["joiner"][0])
         metrics, by_length, samples = {}, {}, []
+        bleu_bins: dict[int, tuple[list, list]] = {}  # length bin -> (hypotheses, references), both test splits
         for name in ("test", "test_long"):
             if not (data_dir / f"{name}.npz").is_file():
                 continue
@@ -160,6 +162,10 @@ class SequenceTask(Task):
             bins = (split[self.length_key].astype(np.int64) // self.length_bin) * self.length_bin
             for k, v in mean_by(hits, bins).items():
                 by_length.setdefault(k, []).append((v, int((bins == k).sum())))
+            for i, k in enumerate(bins.tolist()):
+                hyps, bin_refs = bleu_bins.setdefault(int(k), ([], []))
+                hyps.append(beam[i])
+                bin_refs.append(refs[i])
             for i in range(min(SAMPLE_EXAMPLES, len(refs))):
                 show = lambda ids: joiner.join(targets[t] for t in ids)  # noqa: E731
                 samples.append(f"[{name} {i}] {self.describe_source(split, i, vocab)}\n  reference: {show(refs[i])}\n  greedy:    {show(greedy[i])}\n  beam:      {show(beam[i])}\n")
@@ -169,9 +175,12 @@ class SequenceTask(Task):
         curve = {k: sum(v * n for v, n in parts) / sum(n for _, n in parts) for k, parts in sorted(by_length.items())}
         write_text(plots_dir / "accuracy_by_length.csv", "length,exact_match\n" + "".join(f"{k},{v:.4f}\n" for k, v in curve.items()))
         plot_by_length({title: curve}, self, plots_dir / "accuracy_by_length.png", longest_trained=self.longest_trained(data_dir))
+        # corpus BLEU of each length bin (Bahdanau et al. 2015's Fig. 2 plots BLEU against sentence length)
+        bleu_curve = {k: bleu(*bleu_bins[k]) for k in sorted(bleu_bins)}
+        write_text(plots_dir / "bleu_by_length.csv", "length,bleu\n" + "".join(f"{k},{v:.2f}\n" for k, v in bleu_curve.items()))
         beam_width = model.hparams.beam_width
         text = f"# {title}: greedy and beam search (width {beam_width})\n\n" + "\n".join(samples)
-        return Evaluation(metrics, {"exact_match_by_length": curve}, texts={"samples.txt": text})
+        return Evaluation(metrics, {"exact_match_by_length": curve, "bleu_by_length": bleu_curve}, texts={"samples.txt": text})
 
     def longest_trained(self, data_dir: Path) -> int:
         """The longest training input, on the curve's length axis."""
