@@ -192,6 +192,17 @@ def test_comparison_data_overlays_each_tables_experiments_in_one_long_csv(measur
     assert {r["experiment"] for r in by_length} == {"parity-long-rnn", "parity-long-lstm"} and {r["metric"] for r in by_length} == {"accuracy"}
     assert [(int(r["length"]), float(r["value"])) for r in by_length if r["experiment"] == "parity-long-lstm"] == [(n, 0.5 + 0.05 * n) for n in range(1, 9)]
 
+    # a translation model's exact match and BLEU by length: two panels of one table
+    for name, bleu in (("dates-seq2seq", 40.0), ("dates-seq2seq-luong", 60.0)):
+        (project / "plots" / name).mkdir(parents=True)
+        (project / "plots" / name / "accuracy_by_length.csv").write_text("length,exact_match\n5,0.5\n10,0.25\n")
+        (project / "plots" / name / "bleu_by_length.csv").write_text(f"length,bleu\n5,{bleu}\n10,{bleu / 2}\n")
+    comparison_data(load(layout.params), layout, out)
+    with open(out / "by_length" / "dates.csv", newline="") as fh:
+        rows = {(r["experiment"], r["metric"], int(r["length"])): float(r["value"]) for r in csv.DictReader(fh)}
+    assert rows[("dates-seq2seq", "exact_match", 10)] == 0.25 and rows[("dates-seq2seq-luong", "bleu", 10)] == 30.0
+    assert {m for _, m, _ in rows} == {"exact_match", "bleu"}
+
 
 def test_leaderboard_puts_published_figures_beside_the_matching_experiments(measured):
     """The ring table gains a "paper" column: PacGAN's plain GAN beside `ring-gan` (the same

@@ -310,7 +310,8 @@ def gallery(config, layout) -> list[tuple[str, list[tuple[str, Path]]]]:
     return out
 
 
-BY_LENGTH = "accuracy_by_length.csv"  # plots/<experiment>/: length, then the metric (accuracy, exact_match)
+# plots/<experiment>/: length, then the metric (accuracy, exact_match; the seq2seq tasks' BLEU)
+BY_LENGTH = ("accuracy_by_length.csv", "bleu_by_length.csv")
 
 
 def table_id(task, dataset: str) -> str:
@@ -334,7 +335,8 @@ def comparison_data(config, layout, out_dir: Path) -> list[Path]:
     - ``curves/<table>.csv`` (epoch, experiment, metric, value): the per-epoch means of
       ``curves/<experiment>.csv`` that the task names in ``compare_curves``;
     - ``by_length/<table>.csv`` (length, experiment, metric, value): each experiment's
-      ``plots/<experiment>/accuracy_by_length.csv``, where its task writes one.
+      ``plots/<experiment>/accuracy_by_length.csv`` and ``bleu_by_length.csv``, where its task
+      writes them (a panel per metric).
     """
     import csv
 
@@ -350,11 +352,12 @@ def comparison_data(config, layout, out_dir: Path) -> list[Path]:
                 rows = read_csv(layout.curves(name))
                 for split, metric in wanted:
                     curves += [(r["epoch"], name, f"{metric} ({split})", r["value"]) for r in rows if (r["split"], r["metric"]) == (split, metric)]
-            if (layout.plots(name) / BY_LENGTH).is_file():
-                with open(layout.plots(name) / BY_LENGTH, newline="", encoding="utf-8") as fh:
-                    reader = csv.reader(fh)
-                    _, metric = next(reader)
-                    by_length += [(int(length), name, metric, float(value)) for length, value in reader]
+            for file in BY_LENGTH:
+                if (layout.plots(name) / file).is_file():
+                    with open(layout.plots(name) / file, newline="", encoding="utf-8") as fh:
+                        reader = csv.reader(fh)
+                        _, metric = next(reader)
+                        by_length += [(int(length), name, metric, float(value)) for length, value in reader]
         table = table_id(task, dataset)
         written += [p for p in (
             _csv(out_dir / "curves" / f"{table}.csv", "epoch,experiment,metric,value", curves),
