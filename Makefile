@@ -43,8 +43,9 @@ repro: install
 	@echo "  make ui                  the MLflow dashboard: every run, its metrics and artifacts"
 
 ## The paper profile (profiles/paper): the comparisons that need more than the default hour on
-## two CPU cores (so far the 25-Gaussian grid of claims 8 and 9, 30 minutes more). Its
-## outputs, reports and MLflow store stay in profiles/paper; the default profile's are untouched.
+## two CPU cores (the 25-Gaussian grid, XML at four times the text, arithmetic) and the public
+## data sets at the papers' scale (made for a GPU; the first run downloads them). Its outputs,
+## reports and MLflow store stay in profiles/paper; the default profile's are untouched.
 repro-paper: install
 	cd profiles/paper && zoo warm dvc repro
 	@echo

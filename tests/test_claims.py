@@ -91,21 +91,21 @@ def test_a_failing_baseline_never_supports_a_claim():
 def test_claim_5_needs_the_reference_to_succeed_then_non_inferiority_and_fewer_parameters():
     metrics = parity([0.5] * 3, [0.95, 0.96, 0.94], [0.94, 0.95, 0.95])
     metrics |= {
-        "xml-rnn": run(test_bpc=[2.0, 2.02, 1.98]),
-        "xml-lstm": run(test_bpc=[1.500, 1.502, 1.498]),
-        "xml-gru": run(test_bpc=[1.503, 1.501, 1.505]),
+        "xml-large-rnn": run(test_bpc=[2.0, 2.02, 1.98]),
+        "xml-large-lstm": run(test_bpc=[1.500, 1.502, 1.498]),
+        "xml-large-gru": run(test_bpc=[1.503, 1.501, 1.505]),
     }
-    for name, count in (("parity-long-gru", 100), ("parity-long-lstm", 130), ("xml-gru", 300), ("xml-lstm", 400)):
+    for name, count in (("parity-long-gru", 100), ("parity-long-lstm", 130), ("xml-large-gru", 300), ("xml-large-lstm", 400)):
         metrics[name]["parameters"] = count
     result = verdict(5, metrics)
     assert result.verdict == SUPPORTED, result.explanation
     assert "95 % bound of the deficit" in result.explanation
     # the xml LSTM no better than the vanilla RNN: its bar fails, the claim cannot pass
-    metrics["xml-lstm"] = {**run(test_bpc=[1.99, 2.0, 2.01]), "parameters": 400}
+    metrics["xml-large-lstm"] = {**run(test_bpc=[1.99, 2.0, 2.01]), "parameters": 400}
     result = verdict(5, metrics)
-    assert result.verdict == NOT_ENOUGH and "xml: not enough data, the reference `xml-lstm` fails its bar" in result.explanation
+    assert result.verdict == NOT_ENOUGH and "xml: not enough data, the reference `xml-large-lstm` fails its bar" in result.explanation
     # the parity GRU far more spread out: the deficit's bound is over the margin, within noise
-    metrics["xml-lstm"] = {**run(test_bpc=[1.500, 1.502, 1.498]), "parameters": 400}
+    metrics["xml-large-lstm"] = {**run(test_bpc=[1.500, 1.502, 1.498]), "parameters": 400}
     metrics["parity-long-gru"] = {**run(accuracy_longer=[0.99, 0.70, 0.98]), "parameters": 100}
     result = verdict(5, metrics)
     assert result.verdict == NOT_SUPPORTED and claims.verdict_label(result) == "not supported (within noise)"
@@ -315,10 +315,10 @@ def test_claim_4_accuracy_or_speed_shows_the_effect_and_neither_may_contradict_i
 
 def test_claim_6_and_claim_10():
     bpc = {"peephole": 1.50, "nig": 1.52, "nfg": 1.80, "nog": 1.51, "niaf": 1.53, "noaf": 1.85, "np": 1.50, "cifg": 1.505, "fgr": 1.51}
-    metrics = {f"xml-lstm-{v}": run(test_bpc=[b - 0.005, b, b + 0.005]) for v, b in bpc.items()}
-    metrics["xml-rnn"] = run(test_bpc=[2.0, 2.01, 1.99])
+    metrics = {f"xml-large-lstm-{v}": run(test_bpc=[b - 0.005, b, b + 0.005]) for v, b in bpc.items()}
+    metrics["xml-large-rnn"] = run(test_bpc=[2.0, 2.01, 1.99])
     assert verdict(6, metrics).verdict == SUPPORTED
-    metrics["xml-lstm-fgr"] = run(test_bpc=[1.40, 1.41, 1.39])  # a variant clearly beats vanilla
+    metrics["xml-large-lstm-fgr"] = run(test_bpc=[1.40, 1.41, 1.39])  # a variant clearly beats vanilla
     result = verdict(6, metrics)
     assert result.verdict == NOT_SUPPORTED and "clearly better: FGR" in result.explanation
 

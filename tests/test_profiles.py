@@ -144,11 +144,16 @@ def test_the_paper_profile_runs_end_to_end_beside_the_default_one(tmp_path):
     # claims 8 and 9 are judged on the grid here; their ring parts and every other claim belong to the default profile
     assert "| 1 | Vanilla RNNs" in claims and "**not in this profile**" in claims
     assert "ring: not in this profile" in claims
+    # claims 5 and 6 read its carried-state XML cells (one seed each here: not enough data); claim 5's parity part is the default's
+    assert "parity: not in this profile" in claims and "xml: not enough data, `xml-large-" in claims
+    assert "**Verdict: not enough data.** none beats vanilla: not enough data, `xml-large-lstm-peephole` has 1 seed" in claims
     # its numbers and curves, as DVC shows them in its folder (a DVC project of its own)
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], here, env))
     assert {Path(p).stem for entry in shown.values() for p in entry["data"]} >= set(names)
     plots = run(["dvc", "plots", "show", "--json"], here, env)
     assert "failed to load" not in plots and all(f"curves/{name}.csv" in plots for name in names)
+    overlay = (here / "comparison" / "by_length" / "translation-nld-eng.csv").read_text()  # exact match and BLEU by length
+    assert "comparison/by_length/translation-nld-eng.csv" in plots and ",bleu," in overlay and ",exact_match," in overlay
     # the default profile: nothing written, nothing to rerun because of the profile, and its DVC does not see the profile
     assert "profiles/paper" not in run(["dvc", "status"], dest, env)
     for out in ("models", "metrics", "reports", "mlflow.db", "data/raw/ring"):
