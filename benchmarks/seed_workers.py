@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT = ["parity-long-lstm", "xml-lstm-peephole", "ring-gan", "dates-seq2seq"]
+DEFAULT = ["parity-long-lstm", "xml-mut1", "ring-gan", "dates-seq2seq"]
 
 
 def main() -> None:
