@@ -25,25 +25,34 @@ def flatten(state) -> list[torch.Tensor]:
     return [state]
 
 
+@torch.no_grad()
+def growth(model, ids: np.ndarray, after=AFTER, rows: int = ROWS, length: int = LENGTH) -> dict[int, tuple[float, float | None]]:
+    """{characters read: (largest |h|, largest |c| or None for a cell without one)} while ``model``
+    reads ``ids`` as ``rows`` contiguous rows, ``length`` characters a call, its state carried."""
+    model.eval()
+    n = (len(ids) - 1) // rows
+    x = torch.from_numpy(ids[: n * rows].astype(np.int64).reshape(rows, n))
+    state, seen = None, {}
+    for start in range(0, min(n, max(after)), length):
+        _, state = model(x[:, start : start + length], state)
+        if start + length in after:
+            h, *rest = flatten(state)
+            seen[start + length] = (float(h.abs().max()), float(rest[0].abs().max()) if rest else None)
+    return seen
+
+
 def main(experiments: list[str]) -> None:
     params = yaml.safe_load(Path("params.yaml").read_text())["experiments"]
     for name in experiments:
         exp = params[name]
         ids = np.load(f"data/raw/{exp['dataset']}/test.npz")["ids"]
-        n = (len(ids) - 1) // ROWS
-        x = torch.from_numpy(ids[: n * ROWS].astype(np.int64).reshape(ROWS, n))
         for seed in exp["seeds"]:
             checkpoint = f"models/{name}/seed-{seed}/model.ckpt"
-            model = MODELS[exp["model"]].cls_for("language-model").load_from_checkpoint(checkpoint, map_location="cpu").eval()
-            state, seen = None, []
-            with torch.no_grad():
-                for start in range(0, min(n, max(AFTER)), LENGTH):
-                    _, state = model(x[:, start : start + LENGTH], state)
-                    if start + LENGTH in AFTER:
-                        h, *rest = flatten(state)
-                        c = f", max |c| {float(rest[0].abs().max()):.3g}" if rest else ""
-                        seen.append(f"after {start + LENGTH} characters: max |h| {float(h.abs().max()):.3g}{c}")
-            print(f"{name} seed {seed}: " + "; ".join(seen))
+            model = MODELS[exp["model"]].cls_for("language-model").load_from_checkpoint(checkpoint, map_location="cpu")
+            seen = growth(model, ids)
+            print(f"{name} seed {seed}: " + "; ".join(
+                f"after {k} characters: max |h| {h:.3g}" + ("" if c is None else f", max |c| {c:.3g}") for k, (h, c) in seen.items()
+            ))
 
 
 if __name__ == "__main__":
